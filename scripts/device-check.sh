@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# GPU check, for a machine with an NVIDIA GPU: builds with CUDA for the local architecture,
+# runs the whole suite (CPU<->CUDA parity included), then the CPU and CUDA micro-benchmarks.
+# Writes everything to one log (default device-check-<date>.log, or $1). Budget: < 8 minutes.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/cuda/bin"
+log="${1:-device-check-$(date +%Y%m%d-%H%M%S).log}"
+jobs=$(nproc)
+start=$(date +%s)
+exec > >(tee "$log") 2>&1
+
+step() { echo; echo "== $* ($(( $(date +%s) - start )) s) =="; }
+
+step "device"
+nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version --format=csv || true
+arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '.')
+arch="${arch:-90}"
+
+step "setup"
+bash scripts/setup.sh >/dev/null || echo "setup failed (continuing with what is installed)"
+
+step "build (CUDA arch $arch)"
+cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DDAN_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$arch" \
+      -DDAN_BUILD_BENCH=ON >/dev/null && cmake --build build-gpu -j"$jobs" || { echo "BUILD FAILED"; exit 1; }
+
+step "tests (CTest; CUDA tests run here)"
+(cd build-gpu && timeout 300 ctest -j4 --output-on-failure --timeout 240) ; rc_tests=$?
+grep -h "op harness:" build-gpu/Testing/Temporary/LastTest.log || true
+(cd build-gpu && ./tests/dan_tests --gtest_filter='*Cuda*:*CUDA*' --gtest_brief=1 2>&1 | tail -5)
+
+step "benchmarks"
+for b in build-gpu/bench/bench_cuda build-gpu/bench/bench_sgemm build-gpu/bench/bench_bandwidth; do
+  [[ -x "$b" ]] && timeout 120 "$b"
+done
+
+step "done: tests rc=$rc_tests, log $log"
+exit $rc_tests
