@@ -5,7 +5,7 @@
 #   scripts/setup.sh --bench  also Debian's PyTorch (CPU), the side-by-side reference
 set -euo pipefail
 
-pkgs=(cmake g++ make pkg-config libopenblas-dev libyaml-cpp-dev libfmt-dev nlohmann-json3-dev
+pkgs=(cmake g++ make pkg-config libopenblas-openmp-dev libyaml-cpp-dev libfmt-dev nlohmann-json3-dev
       libgtest-dev libgmock-dev)
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(python3-torch python3-numpy)
