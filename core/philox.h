@@ -1,6 +1,8 @@
 // Philox4x32-10 (Salmon et al., SC'11): a counter-based generator that is a pure function of
 // (key, counter), so the CPU and CUDA kernels below produce the same bits for the same
-// (seed, offset). Every random op derives its numbers from these functions only.
+// (seed, offset). Every random op derives its numbers from these functions only. The integer
+// and uniform draws are bit-identical across devices; normals pass through log/sin/cos and may
+// differ in the last bits between glibc and CUDA's math library.
 #pragma once
 
 #include <math.h>

@@ -1,5 +1,6 @@
 #include "core/storage.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -31,7 +32,14 @@ void deallocate(Device d, void* p, size_t nbytes) {
 
 Storage::Storage(Device d, size_t nbytes) : device_(d), nbytes_(nbytes), ptr_(allocate(d, nbytes)) {}
 
-Storage::~Storage() { deallocate(device_, ptr_, nbytes_); }
+Storage::~Storage() {
+  // Destructors must not throw; a failing free is a bug worth shouting about, not a crash.
+  try {
+    deallocate(device_, ptr_, nbytes_);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dan: error freeing %zu bytes on %s: %s\n", nbytes_, device_.str().c_str(), e.what());
+  }
+}
 
 void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, size_t nbytes) {
   if (nbytes == 0) return;

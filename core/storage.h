@@ -9,7 +9,7 @@
 namespace dan {
 
 // Raw allocation entry points; CPU memory is 64-byte aligned, CUDA memory comes from the
-// caching allocator (core/cuda/allocator.h).
+// caching allocator (core/cuda/runtime.h).
 void* allocate(Device d, size_t nbytes);
 void deallocate(Device d, void* p, size_t nbytes);
 

@@ -269,6 +269,15 @@ LayerNormGrads layer_norm_backward(const Tensor& grad, const Tensor& x, const Te
                                    const Tensor& rstd, const Tensor& weight, bool need_affine) {
   check_same(grad, x, "layer_norm_backward", "grad", "input");
   check_shape(grad, x.shape(), "layer_norm_backward", "grad");
+  const Shape rows = {x.numel() / std::max<int64_t>(x.size(-1), 1)};
+  check_same(x, mean, "layer_norm_backward", "input", "mean");
+  check_same(x, rstd, "layer_norm_backward", "input", "rstd");
+  check_shape(mean, rows, "layer_norm_backward", "mean");
+  check_shape(rstd, rows, "layer_norm_backward", "rstd");
+  if (weight.defined()) {
+    check_same(x, weight, "layer_norm_backward", "input", "weight");
+    check_shape(weight, {x.size(-1)}, "layer_norm_backward", "weight");
+  }
   return DAN_ROUTE(x.device(), layer_norm_backward(grad, x, mean, rstd, weight, need_affine));
 }
 
@@ -302,6 +311,16 @@ BatchNormGrads batch_norm_backward(const Tensor& grad, const Tensor& x, const Te
                                    bool training, bool need_affine) {
   check_same(grad, x, "batch_norm_backward", "grad", "input");
   check_shape(grad, x.shape(), "batch_norm_backward", "grad");
+  DAN_CHECK(x.dim() == 2, "batch_norm_backward: expected input [N, C], got {}", shape_str(x.shape()));
+  const Shape c = {x.size(1)};
+  check_same(x, save_mean, "batch_norm_backward", "input", "save_mean");
+  check_same(x, save_invstd, "batch_norm_backward", "input", "save_invstd");
+  check_shape(save_mean, c, "batch_norm_backward", "save_mean");
+  check_shape(save_invstd, c, "batch_norm_backward", "save_invstd");
+  if (weight.defined()) {
+    check_same(x, weight, "batch_norm_backward", "input", "weight");
+    check_shape(weight, c, "batch_norm_backward", "weight");
+  }
   return DAN_ROUTE(x.device(), batch_norm_backward(grad, x, weight, save_mean, save_invstd,
                                                    training, need_affine));
 }
@@ -373,6 +392,10 @@ Tensor mse_loss(const Tensor& pred, const Tensor& target) {
 }
 Tensor mse_loss_backward(const Tensor& grad, const Tensor& pred, const Tensor& target) {
   check_same(pred, target, "mse_loss_backward", "input", "target");
+  check_shape(target, pred.shape(), "mse_loss_backward", "target");
+  check_same(pred, grad, "mse_loss_backward", "input", "grad");
+  DAN_CHECK(grad.numel() == 1, "mse_loss_backward: grad must have one element, got {}",
+            shape_str(grad.shape()));
   return DAN_ROUTE(pred.device(), mse_loss_backward(grad, pred, target));
 }
 
@@ -388,6 +411,15 @@ CrossEntropyOut cross_entropy(const Tensor& logits, const Tensor& target, int64_
 }
 Tensor cross_entropy_backward(const Tensor& grad, const Tensor& log_probs, const Tensor& target,
                               int64_t ignore_index) {
+  check_float(log_probs, "cross_entropy_backward", "log_probs");
+  check_index(target, "cross_entropy_backward");
+  check_same(log_probs, grad, "cross_entropy_backward", "log_probs", "grad");
+  DAN_CHECK(grad.numel() == 1, "cross_entropy_backward: grad must have one element, got {}",
+            shape_str(grad.shape()));
+  DAN_CHECK(log_probs.dim() == 2 && target.dim() == 1 && target.size(0) == log_probs.size(0) &&
+                target.device() == log_probs.device(),
+            "cross_entropy_backward: expected log_probs [N, C] and target [N] on one device, got "
+            "{} and {}", shape_str(log_probs.shape()), shape_str(target.shape()));
   return DAN_ROUTE(log_probs.device(),
                    cross_entropy_backward(grad, log_probs, target, ignore_index));
 }
