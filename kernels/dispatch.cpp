@@ -89,8 +89,12 @@ Tensor unary(UnaryOp op, const Tensor& x) {
 
 Tensor unary_backward(UnaryOp op, const Tensor& grad, const Tensor& x, const Tensor& y) {
   check_same(grad, x, name(op), "grad", "input");
+  check_float(grad, name(op), "grad");
   check_shape(grad, x.shape(), name(op), "grad");
-  if (y.defined()) check_shape(y, x.shape(), name(op), "output");
+  if (y.defined()) {
+    check_same(y, x, name(op), "output", "input");
+    check_shape(y, x.shape(), name(op), "output");
+  }
   return DAN_ROUTE(x.device(), unary_backward(op, grad, x, y));
 }
 
@@ -370,6 +374,7 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
   DAN_CHECK(!xs.empty(), "cat: expected at least one tensor");
   const Tensor& a = xs[0];
   check_defined(a, "cat", "tensor 0");
+  DAN_CHECK(a.dim() >= 1, "cat: zero-dimensional tensors cannot be concatenated (use stack)");
   dim = wrap_dim(dim, a.dim(), "cat");
   for (size_t i = 1; i < xs.size(); ++i) {
     check_same(a, xs[i], "cat", "tensor 0", "a later tensor");
