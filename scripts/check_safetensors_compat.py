@@ -57,8 +57,22 @@ def checksums(a):
     return crc, s
 
 
+def load_any(path):
+    """numpy has no bfloat16: files with BF16 tensors load through safetensors.torch instead
+    (Debian's torch via --system-site-packages), BF16 widened to float32 for the checksums."""
+    try:
+        return load_file(path)
+    except TypeError as e:
+        if "bfloat16" not in str(e):
+            raise
+        import torch
+        from safetensors.torch import load_file as load_torch
+        return {k: (v.float() if v.dtype == torch.bfloat16 else v).numpy()
+                for k, v in load_torch(path).items()}
+
+
 def check_file(path, cross_check=False, quiet=False):
-    tensors = load_file(path)
+    tensors = load_any(path)
     with safe_open(path, framework="numpy") as f:
         meta = f.metadata()
         keys = list(f.keys())
