@@ -6,14 +6,12 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/rows.h"
 #include "kernels/kernels.h"
 
 namespace dan::kernels::cpu {
 
 namespace {
-
-constexpr int64_t kParallelMin = int64_t{1} << 15;  // elements before OpenMP pays off
-constexpr int64_t kBlockElems = int64_t{1} << 13;   // about this many elements per row block
 
 Tensor contig(const Tensor& t) {
   return t.is_contiguous() ? t : raw::contiguous_copy(t, Device::cpu());
@@ -24,17 +22,6 @@ const T* data_or_null(const Tensor& t) {
   return t.defined() ? static_cast<const T*>(t.raw_data()) : nullptr;
 }
 
-template <typename F>
-void for_row_blocks(int64_t rows, int64_t d, const F& f) {
-  const int64_t block = std::max<int64_t>(1, kBlockElems / std::max<int64_t>(d, 1));
-  const int64_t nblocks = (rows + block - 1) / block;
-  const bool par = rows * d >= kParallelMin && nblocks > 1;
-#pragma omp parallel for schedule(static) if (par)
-  for (int64_t b = 0; b < nblocks; ++b) {
-    const int64_t r0 = b * block;
-    f(r0, std::min(rows, r0 + block));
-  }
-}
 
 // Per-column sums over rows that give the same bits for any thread count: the rows are cut
 // into chunks by shape alone, each chunk accumulates `nvec` vectors of `cols` doubles in its

@@ -6,28 +6,12 @@
 #include <limits>
 #include <type_traits>
 
+#include "kernels/cpu/rows.h"
 #include "kernels/kernels.h"
 
 namespace dan::kernels::cpu {
 
 namespace {
-
-// Rows of at least this many elements in total are split across OpenMP threads; a block of
-// rows is about kBlockElems elements so that small rows are not scheduled one by one.
-constexpr int64_t kParallelMin = int64_t{1} << 15;
-constexpr int64_t kBlockElems = int64_t{1} << 13;
-
-template <typename F>
-void for_row_blocks(int64_t rows, int64_t d, const F& f) {
-  const int64_t block = std::max<int64_t>(1, kBlockElems / std::max<int64_t>(d, 1));
-  const int64_t nblocks = (rows + block - 1) / block;
-  const bool par = rows * d >= kParallelMin && nblocks > 1;
-#pragma omp parallel for schedule(static) if (par)
-  for (int64_t b = 0; b < nblocks; ++b) {
-    const int64_t r0 = b * block;
-    f(r0, std::min(rows, r0 + block));
-  }
-}
 
 Tensor contig(const Tensor& t) {
   return t.is_contiguous() ? t : raw::contiguous_copy(t, Device::cpu());
