@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/cli.h"
 #include "apps/demo.h"
 #include "core/cuda/runtime.h"
 #include "core/error.h"
@@ -26,47 +27,19 @@ int info() {
   return 0;
 }
 
-// --key value pairs into a map; unknown keys are an error naming them.
-std::map<std::string, std::string> parse_flags(int argc, char** argv, int start,
-                                               const std::vector<std::string>& known) {
-  std::map<std::string, std::string> out;
-  for (int i = start; i < argc; ++i) {
-    std::string k = argv[i];
-    DAN_CHECK(k.rfind("--", 0) == 0, "expected an option like --epochs, got '{}'", k);
-    k = k.substr(2);
-    DAN_CHECK(std::find(known.begin(), known.end(), k) != known.end(),
-              "unknown option --{} (known: --{})", k, fmt::join(known, ", --"));
-    DAN_CHECK(i + 1 < argc, "option --{} needs a value", k);
-    out[k] = argv[++i];
-  }
-  return out;
-}
-
-long long to_int(const std::string& key, const std::string& v) {
-  char* end = nullptr;
-  const long long x = std::strtoll(v.c_str(), &end, 10);
-  DAN_CHECK(!v.empty() && *end == '\0', "--{}: expected an integer, got '{}'", key, v);
-  return x;
-}
-
-double to_double(const std::string& key, const std::string& v) {
-  char* end = nullptr;
-  const double x = std::strtod(v.c_str(), &end);
-  DAN_CHECK(!v.empty() && *end == '\0', "--{}: expected a number, got '{}'", key, v);
-  return x;
-}
-
 int demo(int argc, char** argv) {
-  const auto f = parse_flags(argc, argv, 2, {"epochs", "items", "batch", "lr", "seed", "threads", "device", "out"});
+  const auto f = dan::apps::parse_flags(argc, argv, 2,
+                                        {"epochs", "items", "batch", "lr", "seed", "threads", "device", "out"});
+  DAN_CHECK(f.positional.empty(), "demo: unexpected argument '{}'", f.positional.empty() ? "" : f.positional[0]);
   dan::apps::DemoOptions o;
-  if (f.count("epochs")) o.epochs = static_cast<int>(to_int("epochs", f.at("epochs")));
-  if (f.count("items")) o.items = to_int("items", f.at("items"));
-  if (f.count("batch")) o.batch = to_int("batch", f.at("batch"));
-  if (f.count("lr")) o.lr = to_double("lr", f.at("lr"));
-  if (f.count("seed")) o.seed = static_cast<uint64_t>(to_int("seed", f.at("seed")));
-  if (f.count("threads")) o.threads = static_cast<int>(to_int("threads", f.at("threads")));
-  if (f.count("device")) o.device = f.at("device");
-  if (f.count("out")) o.out = f.at("out");
+  o.epochs = static_cast<int>(f.integer("epochs", o.epochs));
+  o.items = f.integer("items", o.items);
+  o.batch = f.integer("batch", o.batch);
+  o.lr = f.number("lr", o.lr);
+  o.seed = static_cast<uint64_t>(f.integer("seed", static_cast<long long>(o.seed)));
+  o.threads = static_cast<int>(f.integer("threads", o.threads));
+  o.device = f.str("device", o.device);
+  o.out = f.str("out", o.out);
   DAN_CHECK(o.epochs >= 1 && o.items >= 10 && o.batch >= 2 && o.lr > 0,
             "demo: need --epochs >= 1, --items >= 10, --batch >= 2, --lr > 0");
   DAN_CHECK(o.batch <= o.items * 4 / 5, "demo: --batch {} exceeds the {} training items", o.batch, o.items * 4 / 5);
