@@ -1,22 +1,12 @@
-// The `demo` subcommand (see demo.cpp).
+// `deepaninet demo`: the main job. Runs configs/demo.yaml (synthetic world by default) through
+// the experiment runner, prints the cold-anime table (DeepAniNet vs random, popularity and
+// content baselines) and side-by-side recommendations for a few query users.
 #pragma once
-
-#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace dan::apps {
 
-struct DemoOptions {
-  int epochs = 10;
-  int64_t items = 6000;
-  int64_t batch = 128;
-  double lr = 2e-3;
-  uint64_t seed = 0;
-  int threads = 0;  // 0 = DAN_NUM_THREADS / all cores
-  std::string device = "cpu";
-  std::string out = "runs/demo";
-};
-
-int run_demo(const DemoOptions& o);
+int demo_command(int argc, char** argv);
 
 }  // namespace dan::apps

@@ -26,7 +26,9 @@ failed=0
     echo "WARNING: the machine is busy (load above half the cores): multi-thread numbers are" \
          "not trustworthy; rerun when idle (OMP_WAIT_POLICY=passive softens the damage)"
   fi
-  for prog in bench_sgemm bench_bandwidth bench_mlp_step; do
+  # The recommender's benchmarks need ../shared/data/mal2023 ($DEEPANINET_DATA) and print
+  # "skipped" without it; bench_als needs implicit in $DAN_IMPLICIT_PYTHON (see bench/README.md).
+  for prog in bench_sgemm bench_bandwidth bench_mlp_step bench_load bench_als bench_dropoutnet_epoch; do
     echo
     echo "===== $prog ====="
     start=$SECONDS

@@ -32,6 +32,10 @@ int& current() {
   static int n = initial_threads();
   return n;
 }
+// Apply DAN_NUM_THREADS before main(): OpenMP regions that never ask num_threads() (library
+// code, BLAS) must see the same team size as those that do.
+[[maybe_unused]] const int kApplyAtStartup = current();
+
 }  // namespace
 
 int num_threads() { return current(); }

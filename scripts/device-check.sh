@@ -30,8 +30,16 @@ grep -h "op harness:" build-gpu/Testing/Temporary/LastTest.log || true
 (cd build-gpu && ./tests/dan_tests --gtest_filter='*Cuda*:*CUDA*' --gtest_brief=1 2>&1 | tail -5)
 
 step "benchmarks"
-for b in build-gpu/bench/bench_cuda build-gpu/bench/bench_sgemm build-gpu/bench/bench_bandwidth; do
-  [[ -x "$b" ]] && timeout 120 "$b"
+for b in build-gpu/bench/cuda/bench_cuda build-gpu/bench/bench_cuda; do
+  [[ -x "$b" ]] && timeout 120 "$b" && break
+done
+# ALS on the synthetic 100k x 20k x 5M matrix: per-iteration time at 64/256/1024 factors and
+# the CG kernel's share of HBM bandwidth; then SpMM (cuSPARSE vs our kernel).
+for b in build-gpu/bench/cuda/bench_als_cuda build-gpu/bench/bench_als_cuda; do
+  [[ -x "$b" ]] && timeout 150 "$b" --factors 64,256,1024 --cholesky 64 --iters 3 && break
+done
+for b in build-gpu/bench/cuda/bench_spmm_cuda build-gpu/bench/bench_spmm_cuda; do
+  [[ -x "$b" ]] && timeout 60 "$b" && break
 done
 
 step "done: tests rc=$rc_tests, log $log"

@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/cuda/bin"
 jobs=$(nproc)
+# Test processes run side by side: a short OpenMP spin keeps them from starving each other
+# (see apps/main.cpp).
+export GOMP_SPINCOUNT="${GOMP_SPINCOUNT:-1000}"
 
 bash scripts/setup.sh
 

@@ -1,0 +1,54 @@
+// The DeepAniNet pipeline shared by `train`, `demo` and `recommend`: config -> data -> split ->
+// WMF (cached) -> content features (cached) -> DropoutNet inputs, and evaluation of a trained
+// model on cold anime beside the baselines.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "apps/report.h"
+#include "models/dropoutnet/dropoutnet.h"
+#include "models/text/features.h"
+#include "recsys/config.h"
+#include "recsys/eval.h"
+
+namespace dan::apps {
+
+struct Prepared {
+  recsys::Dataset ds;
+  recsys::Split split;
+  recsys::Interactions inter;
+  Tensor U, V;          // WMF factors: active users x r, train anime x r (CPU)
+  text::ItemFeatures features;  // all anime x d (CPU)
+  Tensor phiV_train;    // features of the train anime
+  Tensor phiU;          // users x d: mean features of each user's train anime (top-N)
+  Tensor U_transform;   // users x r: mean V of each user's train anime
+};
+
+// Loads everything a run needs. The split is read from / written to `split_path`.
+Prepared prepare(const recsys::Config& cfg, const std::string& split_path);
+
+text::FeatureConfig feature_config(const recsys::Config& cfg);
+dropoutnet::DropoutNetConfig model_config(const recsys::Config& cfg, int64_t rank_in, int64_t content_dim);
+recsys::EvalConfig eval_config(const recsys::Config& cfg);
+
+// WMF item vectors for anime outside the training set, folded in from their ratings by one
+// exact item half-step against the trained U (what WMF would have given them): the target
+// relevance U.V of cold anime for validation losses. `ratings`: users x items (scores).
+Tensor fold_in_items(const Tensor& U, const recsys::Csr& ratings, const recsys::Config& cfg);
+
+// The user input the model sees at evaluation: the WMF vector U, except after training with
+// dropout_p = 1, where every training row had U transformed (or zeroed): then the same.
+Tensor user_input(const Prepared& p, const recsys::Config& cfg);
+
+// Model scores (users x candidate anime) for cold candidates (V input = 0).
+Tensor cold_scores(dropoutnet::DropoutNet& model, const Prepared& p, const recsys::Config& cfg,
+                   const std::vector<int32_t>& items);
+
+// The cold test table: random (expected), pop (members), content-kNN, content-kNN + members
+// blend, and the model under `model_name` (or only the baselines when model is null).
+Table cold_table(const Prepared& p, const recsys::Config& cfg, const std::vector<int32_t>& items,
+                 const recsys::Csr& truth, dropoutnet::DropoutNet* model, const std::string& model_name,
+                 const std::string& protocol);
+
+}  // namespace dan::apps
