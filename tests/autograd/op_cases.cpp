@@ -1,6 +1,7 @@
 // Cases of the op harness: every op of autograd/ops.def, with broadcasting, non-contiguous
 // views and odd sizes.
 #include "autograd/ops.h"
+#include "autograd/ops_sparse.h"
 #include "op_harness.h"
 
 namespace dan::harness {
@@ -50,6 +51,35 @@ void unary_cases(std::vector<Case>& c, const std::string& op, std::function<Tens
   c.push_back({op, "[2, 3, 5] odd", {in({2, 3, 5}, init)}, fn});
   c.push_back({op, "0-d", {in({}, init)}, fn});
 }
+
+// 7 x 6 with an empty row, a repeated column and one entry per edge (edge ids kept).
+SparseCsr harness_graph() {
+  const Tensor src = from_doubles({0, 1, 2, 5, 5, 3, 0, 4, 1, 2, 5}, {11}, DType::i64);
+  const Tensor dst = from_doubles({1, 1, 0, 0, 6, 6, 2, 2, 3, 6, 4}, {11}, DType::i64);
+  return SparseCsr::from_coo(dst, src, Tensor(), 7, 6, {.sum_duplicates = false});
+}
+
+void sparse_cases(std::vector<Case>& c) {
+  static const SparseCsr a = harness_graph();  // nnz 11
+  auto on = [](const Tensor& t) { return a.to(t.device()); };
+  c.push_back({"spmm", "A [7, 6] nnz 11 x [6, 5], values differentiated",
+               {in({6, 5}), in({11})},
+               [on](const V& v) { return spmm(on(v[0]).with_values(v[1]), v[0]); }});
+  c.push_back({"spmm", "transposed view x [6, 3]", {Input{{6, 3}, Init::normal, true, true}, in({11})},
+               [on](const V& v) { return spmm(on(v[0]).with_values(v[1]), v[0]); }});
+  c.push_back({"gather_rows", "sources x [6, 4]", {in({6, 4})},
+               [on](const V& v) { return gather_rows(v[0], on(v[0])); }});
+  c.push_back({"gather_rows", "targets x [7, 2, 3]", {in({7, 2, 3})},
+               [on](const V& v) { return gather_rows(v[0], on(v[0]), CsrSide::row); }});
+  c.push_back({"segment_sum", "src [11, 3]", {in({11, 3})},
+               [on](const V& v) { return segment_sum(v[0], on(v[0])); }});
+  c.push_back({"scatter_add", "src [11, 3] by the edge targets", {in({11, 3})},
+               [on](const V& v) { return scatter_add(v[0], on(v[0]).row_ids(), 7); }});
+  c.push_back({"gine_aggregate", "x [6, 4], edge [11, 4]",
+               {in({6, 4}, Init::away_from_zero), in({11, 4}, Init::away_from_zero)},
+               [on](const V& v) { return gine_aggregate(v[0], mul(v[1], 0.1), on(v[0])); }});
+}
+
 
 }  // namespace
 
@@ -163,6 +193,7 @@ std::vector<Case> all_cases() {
               [](const V& v) { return v[0].to(Device::cuda()).to(Device::cpu()); }};
   to_dev.needs_gpu = true;
   c.push_back(to_dev);
+  sparse_cases(c);
   return c;
 }
 
