@@ -28,11 +28,13 @@ failed=0
   fi
   # The recommender's benchmarks need ../shared/data/mal2023 ($DEEPANINET_DATA) and print
   # "skipped" without it; bench_als needs implicit in $DAN_IMPLICIT_PYTHON (see bench/README.md).
-  for prog in bench_sgemm bench_bandwidth bench_mlp_step bench_load bench_als bench_dropoutnet_epoch; do
+  for prog in bench_sgemm bench_bandwidth bench_mlp_step bench_load bench_als bench_dropoutnet_epoch \
+              "bench_spmm --nodes 200000 --edges 2000000" "bench_gnn_epoch --nodes 50000 --edges 500000"; do
     echo
     echo "===== $prog ====="
     start=$SECONDS
-    "$build/bench/$prog"
+    # shellcheck disable=SC2086  # program name plus its arguments
+    "$build/bench/"$prog
     rc=$?
     echo "----- $prog: exit $rc, $((SECONDS - start)) s -----"
     [[ $rc -eq 0 ]] || failed=1
