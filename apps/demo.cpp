@@ -56,7 +56,7 @@ int demo_command(int argc, char** argv) {
   fmt::print("demo: {} -> {}\n", path, run.path());
   const TrainOutcome out = run_training(cfg, run.path(), false);
 
-  const Prepared p = prepare(cfg, run.file("split.safetensors"));
+  const Prepared& p = *out.prepared;
   for (const auto& q : demo_queries(p)) {
     const RecommendLists r = recommend(p, cfg, *out.model, q, static_cast<int>(f.integer("k", 8)));
     fmt::print("\nliked: {}\n{}", fmt::join(q, " | "), format_recommendations(p.ds, r));

@@ -14,15 +14,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-recsys::ImplicitConfig implicit_config(const recsys::Config& cfg) {
-  recsys::ImplicitConfig c;
-  c.alpha = cfg.get_double("implicit.alpha");
-  c.fn = cfg.get_string("implicit.confidence") == "log1p" ? recsys::ConfidenceFn::log1p
-                                                         : recsys::ConfidenceFn::linear;
-  c.threshold = cfg.get_double("implicit.threshold");
-  return c;
-}
-
 wmf::AlsConfig als_config(const recsys::Config& cfg) {
   wmf::AlsConfig a;
   a.factors = cfg.get_int("wmf.factors");
@@ -62,6 +53,15 @@ kernels::CsrTensors to_tensors(const recsys::Csr& c) {
 }
 
 }  // namespace
+
+recsys::ImplicitConfig implicit_config(const recsys::Config& cfg) {
+  recsys::ImplicitConfig c;
+  c.alpha = cfg.get_double("implicit.alpha");
+  c.fn = cfg.get_string("implicit.confidence") == "log1p" ? recsys::ConfidenceFn::log1p
+                                                         : recsys::ConfidenceFn::linear;
+  c.threshold = cfg.get_double("implicit.threshold");
+  return c;
+}
 
 text::FeatureConfig feature_config(const recsys::Config& cfg) {
   text::FeatureConfig f;

@@ -28,6 +28,7 @@ struct Prepared {
 // Loads everything a run needs. The split is read from / written to `split_path`.
 Prepared prepare(const recsys::Config& cfg, const std::string& split_path);
 
+recsys::ImplicitConfig implicit_config(const recsys::Config& cfg);
 text::FeatureConfig feature_config(const recsys::Config& cfg);
 dropoutnet::DropoutNetConfig model_config(const recsys::Config& cfg, int64_t rank_in, int64_t content_dim);
 recsys::EvalConfig eval_config(const recsys::Config& cfg);

@@ -91,10 +91,7 @@ RecommendLists recommend(const Prepared& p, const recsys::Config& cfg, dropoutne
   // WMF fold-in: one exact user half-step against the trained V.
   Tensor u = zeros({1, rank});
   if (!cols.empty()) {
-    recsys::ImplicitConfig ic;
-    ic.alpha = cfg.get_double("implicit.alpha");
-    ic.fn = cfg.get_string("implicit.confidence") == "log1p" ? recsys::ConfidenceFn::log1p
-                                                           : recsys::ConfidenceFn::linear;
+    const recsys::ImplicitConfig ic = implicit_config(cfg);
     kernels::CsrTensors c;
     c.rows = 1;
     c.cols = p.V.size(0);

@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 
+#include "apps/pipeline.h"
 #include "apps/report.h"
 #include "models/dropoutnet/dropoutnet.h"
 #include "recsys/config.h"
@@ -15,6 +16,7 @@ struct TrainOutcome {
   double best_val = 0;
   Report report;  // the cold test table
   std::shared_ptr<dropoutnet::DropoutNet> model;  // the best epoch's weights
+  std::shared_ptr<const Prepared> prepared;       // data, split, WMF and features it trained on
 };
 
 // Trains in the existing run folder `run_dir` (from scratch, or from its checkpoint when

@@ -93,7 +93,8 @@ void write_plots(const recsys::RunDir& run, const std::string& metric) {
 TrainOutcome run_training(const recsys::Config& cfg, const std::string& run_path, bool resume) {
   recsys::RunDir run = recsys::RunDir::open(run_path);
   if (!resume) run.write_config(cfg);
-  Prepared p = prepare(cfg, run.file("split.safetensors"));
+  auto prepared = std::make_shared<const Prepared>(prepare(cfg, run.file("split.safetensors")));
+  const Prepared& p = *prepared;
   const Device dev = Device::parse(cfg.get_string("device"));
   const std::string metric = cfg.get_string("train.select_metric");
 
@@ -213,7 +214,7 @@ TrainOutcome run_training(const recsys::Config& cfg, const std::string& run_path
   rep.print();
   fmt::print("train: best epoch {} (val {} {:.4f}); results -> {}\n", best_epoch, metric, best,
              run.file("results.json"));
-  return TrainOutcome{run.path(), best_epoch, best, std::move(rep), model};
+  return TrainOutcome{run.path(), best_epoch, best, std::move(rep), model, prepared};
 }
 
 int train_command(int argc, char** argv) {
