@@ -4,6 +4,7 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
+#include "autograd/ops_sparse.h"
 #include "kernels/als.h"
 #include "models/baselines/baselines.h"
 #include "models/wmf/als.h"
@@ -188,7 +189,101 @@ Prepared prepare(const recsys::Config& cfg, const std::string& split_path) {
   p.phiU = dropoutnet::user_content(p.inter.fit_score, p.phiV_train,
                                     static_cast<int>(cfg.get_int("model.user_content_top_n")));
   p.U_transform = dropoutnet::user_transform(p.inter.fit, p.V);
+
+  // The anime graph (recommendations.csv) when the content is graph-augmented.
+  if (cfg.get_string("graph.conv") != "none") {
+    p.has_graph = true;
+    p.graph = gnn::build_anime_graph(p.ds, graph_config(cfg));
+    p.user_mean = gnn::user_mean_matrix(p.inter.fit_score, p.inter.train_items, p.ds.num_items(),
+                                        static_cast<int>(cfg.get_int("model.user_content_top_n")));
+    fmt::print("graph: {}\n", p.graph.summary());
+  }
   return p;
+}
+
+gnn::GraphConfig graph_config(const recsys::Config& cfg) {
+  gnn::GraphConfig g;
+  g.weight = gnn::parse_edge_weight(cfg.get_string("graph.weight"));
+  g.edge_text_dims = cfg.get_int("graph.edge_text_dims");
+  g.seed = static_cast<uint64_t>(cfg.get_int("seed"));
+  return g;
+}
+
+gnn::EncoderConfig encoder_config(const recsys::Config& cfg) {
+  gnn::EncoderConfig e;
+  e.conv = gnn::parse_conv_kind(cfg.get_string("graph.conv"));
+  e.node_init = gnn::parse_node_init(cfg.get_string("graph.node_init"));
+  e.onehot_dim = cfg.get_int("graph.onehot_dim");
+  e.hidden = cfg.get_ints("graph.hidden");
+  e.out_dim = cfg.get_int("graph.out_dim");
+  e.dropout = cfg.get_double("graph.dropout");
+  e.improved = cfg.get_bool("graph.improved");
+  e.train_eps = cfg.get_bool("graph.train_eps");
+  return e;
+}
+
+Model build_model(const recsys::Config& cfg, const Prepared& p, Generator& gen) {
+  Model m;
+  int64_t content_dim = p.features.x.size(1);
+  if (p.has_graph) {
+    const gnn::EncoderConfig ec = encoder_config(cfg);
+    // The encoder is drawn first, from its own stream, so that DropoutNet's weights are the same
+    // with or without a graph at one seed.
+    Generator ggen(static_cast<uint64_t>(cfg.get_int("seed")) ^ 0x6e6e67726170ULL);
+    m.graph = std::make_shared<gnn::GraphEncoder>(ec, p.ds.num_items(), p.features.x.size(1),
+                                                  p.graph.edge_dim(), ggen);
+    m.graph_trained = cfg.get_bool("graph.train");
+    m.graph_inputs.graph = &p.graph;
+    if (ec.node_init == gnn::NodeInit::content) m.graph_inputs.x = p.features.x;
+    m.graph_inputs.node_of_item = p.inter.train_items;
+    m.graph_inputs.user_mean = p.user_mean;
+    m.graph_inputs.user_content = cfg.get_bool("model.user_content");
+    content_dim += ec.out_dim;
+  }
+  m.net = std::make_shared<dropoutnet::DropoutNet>(model_config(cfg, p.U.size(1), content_dim), gen);
+  return m;
+}
+
+std::vector<ParamGroup> Model::param_groups(const recsys::Config& cfg) const {
+  std::vector<ParamGroup> groups;
+  ParamGroup g;
+  g.params = net->parameters();
+  g.lr = cfg.get_double("train.lr");
+  g.weight_decay = cfg.get_double("train.weight_decay");
+  groups.push_back(g);
+  if (graph && graph_trained) {
+    ParamGroup e;
+    e.params = graph->parameters();
+    const double lr = cfg.get_double("graph.lr");
+    e.lr = lr > 0 ? lr : g.lr;
+    e.weight_decay = cfg.get_double("graph.weight_decay");
+    groups.push_back(e);
+  }
+  return groups;
+}
+
+void Model::to(Device d) {
+  net->to(d);
+  if (graph) {
+    graph->to(d);
+    if (graph_inputs.x.defined()) graph_inputs.x = graph_inputs.x.to(d);
+    graph_inputs.user_mean = graph_inputs.user_mean.to(d);
+  }
+}
+
+Content model_content(Model& m, const Prepared& p) {
+  Content c{p.features.x, p.phiU};
+  if (!m.graph) return c;
+  NoGradGuard ng;
+  const bool was = m.graph->is_training();
+  m.graph->eval();
+  // Graph inputs live on the model's device; the tables here are CPU.
+  const Tensor G = gnn::embed(*m.graph, m.graph_inputs).to(Device::cpu());
+  m.graph->train(was);
+  c.phi_all = cat({p.features.x, G}, 1);
+  const Tensor GU = spmm(p.user_mean, G);
+  c.phiU = p.phiU.defined() ? cat({p.phiU, GU}, 1) : GU;
+  return c;
 }
 
 Tensor fold_in_items(const Tensor& U, const recsys::Csr& ratings, const recsys::Config& cfg) {
@@ -211,19 +306,20 @@ Tensor user_input(const Prepared& p, const recsys::Config& cfg) {
   return p.U;
 }
 
-Tensor cold_scores(dropoutnet::DropoutNet& model, const Prepared& p, const recsys::Config& cfg,
+Tensor cold_scores(Model& model, const Prepared& p, const recsys::Config& cfg,
                    const std::vector<int32_t>& items) {
   NoGradGuard ng;
-  model.eval();
-  const Tensor phi = rows_of(p.features.x, items);
+  const Content c = model_content(model, p);
+  model.net->eval();
+  const Tensor phi = rows_of(c.phi_all, items);
   const Tensor Vin = zeros({static_cast<int64_t>(items.size()), p.V.size(1)});
-  const Tensor users = model.encode_users(user_input(p, cfg), p.phiU);
-  const Tensor its = model.encode_items(Vin, phi);
+  const Tensor users = model.net->encode_users(user_input(p, cfg), c.phiU);
+  const Tensor its = model.net->encode_items(Vin, phi);
   return matmul(users, its.t()).contiguous();
 }
 
 Table cold_table(const Prepared& p, const recsys::Config& cfg, const std::vector<int32_t>& items,
-                 const recsys::Csr& truth, dropoutnet::DropoutNet* model, const std::string& model_name,
+                 const recsys::Csr& truth, Model* model, const std::string& model_name,
                  const std::string& protocol) {
   const recsys::EvalConfig ecfg = eval_config(cfg);
   const recsys::Csr none;

@@ -8,6 +8,7 @@
 
 #include "apps/report.h"
 #include "models/dropoutnet/dropoutnet.h"
+#include "models/gnn/augment.h"
 #include "models/text/features.h"
 #include "recsys/config.h"
 #include "recsys/eval.h"
@@ -23,7 +24,35 @@ struct Prepared {
   Tensor phiV_train;    // features of the train anime
   Tensor phiU;          // users x d: mean features of each user's train anime (top-N)
   Tensor U_transform;   // users x r: mean V of each user's train anime
+  // graph.conv != none: the anime graph and the user averaging matrix for the graph part of phi^U.
+  bool has_graph = false;
+  gnn::AnimeGraph graph;
+  SparseCsr user_mean;  // users x all anime
 };
+
+// The trained model: DropoutNet, plus the graph encoder when the run augments the content
+// with a graph embedding (phi = [content || G]).
+struct Model {
+  std::shared_ptr<dropoutnet::DropoutNet> net;
+  std::shared_ptr<gnn::GraphEncoder> graph;  // null without graph.conv
+  // The run's encoder inputs (node features, graph, maps); valid while the Prepared lives.
+  gnn::GraphInputs graph_inputs;
+  bool graph_trained = true;  // false: the encoder keeps its initial weights (G computed once)
+
+  // Optimizer groups: DropoutNet at train.lr, the encoder at graph.lr (when trained).
+  std::vector<ParamGroup> param_groups(const recsys::Config& cfg) const;
+  void to(Device d);
+};
+
+// DropoutNet (and the graph encoder) for this config and data, weights drawn from gen.
+Model build_model(const recsys::Config& cfg, const Prepared& p, Generator& gen);
+
+// The content the model sees: phi_all [all anime, d] and phiU [users, dU], the graph part
+// computed by the encoder in eval mode without grad.
+struct Content {
+  Tensor phi_all, phiU;
+};
+Content model_content(Model& m, const Prepared& p);
 
 // Loads everything a run needs. The split is read from / written to `split_path`.
 Prepared prepare(const recsys::Config& cfg, const std::string& split_path);
@@ -32,6 +61,8 @@ recsys::ImplicitConfig implicit_config(const recsys::Config& cfg);
 text::FeatureConfig feature_config(const recsys::Config& cfg);
 dropoutnet::DropoutNetConfig model_config(const recsys::Config& cfg, int64_t rank_in, int64_t content_dim);
 recsys::EvalConfig eval_config(const recsys::Config& cfg);
+gnn::GraphConfig graph_config(const recsys::Config& cfg);
+gnn::EncoderConfig encoder_config(const recsys::Config& cfg);
 
 // WMF item vectors for anime outside the training set, folded in from their ratings by one
 // exact item half-step against the trained U (what WMF would have given them): the target
@@ -43,13 +74,13 @@ Tensor fold_in_items(const Tensor& U, const recsys::Csr& ratings, const recsys::
 Tensor user_input(const Prepared& p, const recsys::Config& cfg);
 
 // Model scores (users x candidate anime) for cold candidates (V input = 0).
-Tensor cold_scores(dropoutnet::DropoutNet& model, const Prepared& p, const recsys::Config& cfg,
+Tensor cold_scores(Model& model, const Prepared& p, const recsys::Config& cfg,
                    const std::vector<int32_t>& items);
 
 // The cold test table: random (expected), pop (members), content-kNN, content-kNN + members
 // blend, and the model under `model_name` (or only the baselines when model is null).
 Table cold_table(const Prepared& p, const recsys::Config& cfg, const std::vector<int32_t>& items,
-                 const recsys::Csr& truth, dropoutnet::DropoutNet* model, const std::string& model_name,
+                 const recsys::Csr& truth, Model* model, const std::string& model_name,
                  const std::string& protocol);
 
 }  // namespace dan::apps

@@ -23,7 +23,7 @@ struct RecommendLists {
 // an error listing up to five close titles (substring matches first, then edit distance).
 int32_t find_title(const recsys::Dataset& ds, const std::string& title);
 
-RecommendLists recommend(const Prepared& p, const recsys::Config& cfg, dropoutnet::DropoutNet& model,
+RecommendLists recommend(const Prepared& p, const recsys::Config& cfg, Model& model,
                          const std::vector<std::string>& liked_titles, int k);
 
 // The three lists as one aligned text table.

@@ -68,7 +68,7 @@ int32_t find_title(const recsys::Dataset& ds, const std::string& title) {
   fail("no anime titled '{}'; close matches: {}", title, fmt::join(names, ", "));
 }
 
-RecommendLists recommend(const Prepared& p, const recsys::Config& cfg, dropoutnet::DropoutNet& model,
+RecommendLists recommend(const Prepared& p, const recsys::Config& cfg, Model& model,
                          const std::vector<std::string>& liked_titles, int k) {
   NoGradGuard ng;
   RecommendLists r;
@@ -120,7 +120,8 @@ RecommendLists recommend(const Prepared& p, const recsys::Config& cfg, dropoutne
   // DeepAniNet: the folded-in WMF vector and the mean content of the liked anime; every anime
   // is a candidate, the ones WMF never saw with V = 0.
   std::vector<int32_t> liked = r.liked;
-  const Tensor phi_liked = index_select(p.features.x, from_vector(liked, {static_cast<int64_t>(liked.size())}));
+  const Content content = model_content(model, p);
+  const Tensor phi_liked = index_select(content.phi_all, from_vector(liked, {static_cast<int64_t>(liked.size())}));
   const Tensor phiU = mean(phi_liked, {0}, true);
   std::vector<int32_t> all(static_cast<size_t>(n_items));
   std::iota(all.begin(), all.end(), 0);
@@ -141,8 +142,8 @@ RecommendLists recommend(const Prepared& p, const recsys::Config& cfg, dropoutne
     if (mode == "transform" && !cols.empty())
       u_in = mean(index_select(p.V, from_vector(cols, {static_cast<int64_t>(cols.size())})), {0}, true);
   }
-  const Tensor U_hat = model.encode_users(u_in, phiU);
-  const Tensor V_hat = model.encode_items(Vin, p.features.x);
+  const Tensor U_hat = model.net->encode_users(u_in, phiU);
+  const Tensor V_hat = model.net->encode_items(Vin, content.phi_all);
   r.deepaninet = top_k(matmul(U_hat, V_hat.t()).to_vector_as<float>(), all, r.liked, is_train, k);
   return r;
 }
@@ -169,9 +170,11 @@ int recommend_command(int argc, char** argv) {
   const std::string dir = f.str("run", "");
   const recsys::Config cfg = recsys::load_config(train_schema(), dir + "/config.yaml");
   const Prepared p = prepare(cfg, dir + "/split.safetensors");
-  dropoutnet::DropoutNet model(model_config(cfg, p.U.size(1), p.features.x.size(1)));
+  Generator gen(0);
+  Model model = build_model(cfg, p, gen);
   recsys::TrainState st;
-  st.module("model", model);
+  st.module("model", *model.net);
+  if (model.graph) st.module("graph", *model.graph);
   recsys::load_checkpoint(dir + "/best.safetensors", st);
   const RecommendLists r = recommend(p, cfg, model, f.all("like"), static_cast<int>(f.integer("k", 10)));
   std::vector<std::string> names;

@@ -66,6 +66,23 @@ recsys::Schema train_schema() {
   s.add_bool("model.user_content", true, "use phi^U (mean content of the user's anime)");
   s.add_int("model.user_content_top_n", 0, "phi^U over the user's top-N rated anime (0 = all)", nonneg);
 
+  s.add_enum("graph.conv", "none", {"none", "gcn", "gine"},
+             "graph-augmented content: phi = [content || GNN over the recommendation graph]");
+  s.add_enum("graph.node_init", "content", {"content", "onehot"},
+             "GNN node input: the content features, or a learned embedding per anime");
+  s.add_int("graph.onehot_dim", 64, "onehot: width of the learned node embedding", pos);
+  s.add_ints("graph.hidden", {64}, "widths of the hidden GNN layers (ReLU after each)");
+  s.add_int("graph.out_dim", 64, "width of the graph embedding G appended to the content", pos);
+  s.add_double("graph.dropout", 0.0, "dropout on each GNN layer's input", {0, 0.99});
+  s.add_bool("graph.improved", false, "gcn: self-loop weight 2 instead of 1");
+  s.add_bool("graph.train_eps", false, "gine: train epsilon");
+  s.add_enum("graph.weight", "log1p", {"count", "log1p", "binary"},
+             "edge weight from the number of user recommendations: count, ln(1 + count) or 1");
+  s.add_int("graph.edge_text_dims", 16, "gine edge features: recommendation-text TF-IDF -> SVD dims", nonneg);
+  s.add_bool("graph.train", true, "train the GNN end to end (false: keep its initial weights, G computed once)");
+  s.add_double("graph.lr", 0.0, "learning rate of the GNN (0 = train.lr)", nonneg);
+  s.add_double("graph.weight_decay", 0.0, "weight decay of the GNN", nonneg);
+
   s.add_int("train.epochs", 10, "training epochs", pos);
   s.add_int("train.batch_size", 1024, "pairs per optimizer step", pos);
   s.add_enum("train.optimizer", "sgd", {"sgd", "adam", "adamw"}, "optimizer");

@@ -15,7 +15,7 @@ struct TrainOutcome {
   int64_t best_epoch = 0;
   double best_val = 0;
   Report report;  // the cold test table
-  std::shared_ptr<dropoutnet::DropoutNet> model;  // the best epoch's weights
+  std::shared_ptr<Model> model;                   // the best epoch's weights
   std::shared_ptr<const Prepared> prepared;       // data, split, WMF and features it trained on
 };
 

@@ -31,7 +31,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::unique_ptr<Optimizer> make_optimizer(const recsys::Config& cfg, std::vector<Tensor> params) {
+std::unique_ptr<Optimizer> make_optimizer(const recsys::Config& cfg, std::vector<ParamGroup> params) {
   const std::string kind = cfg.get_string("train.optimizer");
   const double lr = cfg.get_double("train.lr"), wd = cfg.get_double("train.weight_decay");
   if (kind == "sgd") {
@@ -100,10 +100,10 @@ TrainOutcome run_training(const recsys::Config& cfg, const std::string& run_path
 
   default_generator().manual_seed(static_cast<uint64_t>(cfg.get_int("seed")));
   Generator init_gen(static_cast<uint64_t>(cfg.get_int("seed")));
-  auto model = std::make_shared<dropoutnet::DropoutNet>(
-      model_config(cfg, p.U.size(1), p.features.x.size(1)), init_gen);
+  auto model = std::make_shared<Model>(build_model(cfg, p, init_gen));
   model->to(dev);
-  std::unique_ptr<Optimizer> opt = make_optimizer(cfg, model->parameters());
+  dropoutnet::DropoutNet& net = *model->net;
+  std::unique_ptr<Optimizer> opt = make_optimizer(cfg, model->param_groups(cfg));
   std::unique_ptr<LRScheduler> sched = make_scheduler(cfg, *opt);
 
   dropoutnet::InputDropoutConfig dcfg;
@@ -112,8 +112,19 @@ TrainOutcome run_training(const recsys::Config& cfg, const std::string& run_path
   dcfg.user = dcfg.p > 0 ? dropoutnet::parse_user_input(cfg.get_string("train.user_input"))
                          : dropoutnet::UserInput::keep;
   dcfg.seed = static_cast<uint64_t>(cfg.get_int("seed"));
-  dropoutnet::Tables tables{p.U.to(dev), p.V.to(dev), p.U_transform.to(dev), p.phiU.to(dev),
-                            p.phiV_train.to(dev)};
+  // Content tables: with a trained graph encoder the graph part is appended per step
+  // (gnn::train_epoch); with a fixed one it is computed once here and appended to the tables.
+  Tensor phiU_tab = p.phiU, phiV_tab = p.phiV_train;
+  const bool graph_per_step = model->graph && model->graph_trained;
+  if (model->graph && !model->graph_trained) {
+    const Content c = model_content(*model, p);
+    phiU_tab = c.phiU;
+    NoGradGuard ng;
+    phiV_tab = index_select(c.phi_all, from_vector(p.inter.train_items,
+                                                   {static_cast<int64_t>(p.inter.train_items.size())}));
+  }
+  dropoutnet::Tables tables{p.U.to(dev), p.V.to(dev), p.U_transform.to(dev),
+                            phiU_tab.defined() ? phiU_tab.to(dev) : Tensor(), phiV_tab.to(dev)};
   dropoutnet::BatchMaker maker(tables, dcfg);
   const recsys::SamplerConfig scfg = sampler_config(cfg);
   const int64_t batch = cfg.get_int("train.batch_size");
@@ -124,15 +135,16 @@ TrainOutcome run_training(const recsys::Config& cfg, const std::string& run_path
   plain.p = 0;
   plain.item_dropout = false;
   plain.user = dropoutnet::UserInput::keep;
-  Tensor phi_val;
-  {
+  // The validation tables hold the current content (the graph part changes as it trains).
+  const auto val_maker_now = [&]() {
+    const Content c = model_content(*model, p);
     NoGradGuard ng;
     const std::vector<int32_t>& vi = p.split.val_items;
-    phi_val = index_select(p.features.x, from_vector(vi, {static_cast<int64_t>(vi.size())}));
-  }
-  dropoutnet::Tables val_tables{user_input(p, cfg).to(dev), zeros({V_val.size(0), V_val.size(1)}).to(dev), Tensor(),
-                                p.phiU.to(dev), phi_val.to(dev)};
-  dropoutnet::BatchMaker val_maker(val_tables, plain);
+    const Tensor phi_val = index_select(c.phi_all, from_vector(vi, {static_cast<int64_t>(vi.size())}));
+    dropoutnet::Tables val_tables{user_input(p, cfg).to(dev), zeros({V_val.size(0), V_val.size(1)}).to(dev),
+                                  Tensor(), c.phiU.defined() ? c.phiU.to(dev) : Tensor(), phi_val.to(dev)};
+    return dropoutnet::BatchMaker(val_tables, plain);
+  };
   recsys::SamplerConfig vs = scfg;
   vs.strategy = recsys::SampleStrategy::top_random;
   vs.top_n = 20;
@@ -143,8 +155,9 @@ TrainOutcome run_training(const recsys::Config& cfg, const std::string& run_path
   const recsys::Csr none;
 
   recsys::TrainState state;
-  state.module("model", *model).optimizer("optimizer", *opt).scheduler("scheduler", *sched)
-      .generator("default", default_generator());
+  state.module("model", net);
+  if (model->graph) state.module("graph", *model->graph);
+  state.optimizer("optimizer", *opt).scheduler("scheduler", *sched).generator("default", default_generator());
   double best = -INFINITY;
   int64_t best_epoch = 0;
   int64_t start_epoch = 0;
@@ -166,12 +179,15 @@ TrainOutcome run_training(const recsys::Config& cfg, const std::string& run_path
     const recsys::Pairs pairs = recsys::sample_epoch(p.U, p.V, scfg, static_cast<uint64_t>(epoch));
     const std::vector<double> lrs = sched->last_lrs();
     progress.start_epoch(epoch + 1, epochs, pairs.num_batches(batch));
-    model->train();
-    const dropoutnet::EpochResult er = dropoutnet::train_epoch(
-        *model, *opt, maker, pairs, batch, static_cast<uint64_t>(epoch),
-        [&](int64_t, double loss) { progress.step({{"loss", loss}}); });
+    net.train();
+    const auto on_batch = [&](int64_t, double loss) { progress.step({{"loss", loss}}); };
+    const dropoutnet::EpochResult er =
+        graph_per_step ? gnn::train_epoch(net, *model->graph, model->graph_inputs, *opt, maker, pairs, batch,
+                                          static_cast<uint64_t>(epoch), on_batch)
+                       : dropoutnet::train_epoch(net, *opt, maker, pairs, batch, static_cast<uint64_t>(epoch),
+                                                 on_batch);
     sched->step();
-    const double val_loss = dropoutnet::evaluate_loss(*model, val_maker, val_pairs);
+    const double val_loss = dropoutnet::evaluate_loss(net, val_maker_now(), val_pairs);
     const recsys::Metrics vm =
         recsys::evaluate(cold_scores(*model, p, cfg, p.split.val_items), p.inter.val, none, ecfg);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -188,7 +204,8 @@ TrainOutcome run_training(const recsys::Config& cfg, const std::string& run_path
       best = score;
       best_epoch = epoch + 1;
       recsys::TrainState bs;
-      bs.module("model", *model);
+      bs.module("model", net);
+      if (model->graph) bs.module("graph", *model->graph);
       bs.epoch = epoch + 1;
       recsys::save_checkpoint(run.file("best.safetensors"), bs);
     }
@@ -202,7 +219,8 @@ TrainOutcome run_training(const recsys::Config& cfg, const std::string& run_path
 
   // Test: the best epoch's model beside the baselines, on cold test anime.
   recsys::TrainState bs;
-  bs.module("model", *model);
+  bs.module("model", net);
+  if (model->graph) bs.module("graph", *model->graph);
   recsys::load_checkpoint(run.file("best.safetensors"), bs);
   Report rep;
   rep.tables.push_back(cold_table(p, cfg, p.split.test_items, p.inter.test, model.get(),
