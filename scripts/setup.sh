@@ -6,7 +6,7 @@
 set -euo pipefail
 
 pkgs=(cmake g++ make pkg-config libopenblas-openmp-dev libyaml-cpp-dev libfmt-dev nlohmann-json3-dev
-      libgtest-dev libgmock-dev)
+      libgtest-dev libgmock-dev libutf8proc-dev)
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(python3-torch python3-numpy)
 fi

@@ -11,6 +11,8 @@ jobs=$(nproc)
 export GOMP_SPINCOUNT="${GOMP_SPINCOUNT:-1000}"
 
 bash scripts/setup.sh
+bash scripts/fetch_minilm.sh ||
+  echo "WARNING: could not fetch the pretrained MiniLM weights; tests that need them will skip"
 
 echo "== build (Release) =="
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DDAN_BUILD_BENCH=ON >/dev/null
