@@ -38,8 +38,12 @@ done
 for b in build-gpu/bench/cuda/bench_als_cuda build-gpu/bench/bench_als_cuda; do
   [[ -x "$b" ]] && timeout 150 "$b" --factors 64,256,1024 --cholesky 64 --iters 3 && break
 done
+# SpMM A·X and Aᵀ·G on the anime (if the dataset is found), 1M x 10M power-law and 100k x 10M
+# uniform graphs at F = 16/64/256: cuSPARSE vs row-split, automatic's pick, % of HBM peak;
+# exits 1 if the two algorithms disagree. Built under bench/cuda like bench_als_cuda.
 for b in build-gpu/bench/cuda/bench_spmm_cuda build-gpu/bench/bench_spmm_cuda; do
-  [[ -x "$b" ]] && timeout 60 "$b" && break
+  [[ -x "$b" ]] && timeout 60 "$b" --features 16,64,256 --nodes 1000000 --edges 10000000 \
+      --uniform 100000,10000000 --reps 10 && break
 done
 
 step "done: tests rc=$rc_tests, log $log"
