@@ -57,6 +57,19 @@ Tensor accumulate(const Tensor& acc, const Tensor& g) {
   return kernels::binary(kernels::BinaryOp::add, acc, g);
 }
 
+// The first gradient a leaf receives, as the leaf's own tensor. A fresh contiguous kernel
+// output that nothing else references (neither its handle nor its storage) is taken as it is;
+// anything else is copied, so in-place updates of .grad never reach another tensor.
+std::shared_ptr<TensorImpl> own_grad(Tensor& g) {
+  if (g.is_contiguous() && !g.grad_fn() && !g.requires_grad() && g.impl_ptr().use_count() == 1 &&
+      g.storage().use_count() == 1) {
+    std::shared_ptr<TensorImpl> p = g.impl_ptr();
+    g = Tensor();
+    return p;
+  }
+  return raw::contiguous_copy(g, g.device()).impl_ptr();
+}
+
 void check_grad_shape(const Tensor& g, const Shape& want, const char* node) {
   DAN_CHECK(g.shape() == want, "backward: {} produced a gradient of shape {} for a tensor of "
             "shape {}", node, shape_str(g.shape()), shape_str(want));
@@ -131,7 +144,7 @@ void backward(const Tensor& root, const Tensor& grad_in, bool retain_graph) {
         // A leaf's .grad is owned by the leaf alone (a backward may hand the same tensor to
         // several inputs), so in-place updates such as clipping never touch anything else.
         e.leaf->grad = e.leaf->grad ? accumulate(Tensor(e.leaf->grad), grads[i]).impl_ptr()
-                                    : raw::contiguous_copy(grads[i], grads[i].device()).impl_ptr();
+                                    : own_grad(grads[i]);
         continue;
       }
       Node* child = e.fn.get();

@@ -1,5 +1,6 @@
 // CPU elementwise kernels: unary ops and their backward, binary/compare ops with broadcasting,
 // where/masked_fill, fill_/copy_/cast. All of them run through map_into (loops.h).
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -332,10 +333,100 @@ void pow_scalar_exponent(const Tensor& out, const Tensor& a, T e) {
   run([e](T x) { return std::pow(x, e); });
 }
 
+// ---- AVX2 clones of the f32 transcendental ops -------------------------------------------------
+// exp/tanh/sigmoid/gelu are compute-bound: baseline x86-64 gives 4-wide SSE with a divps chain,
+// AVX2 8-wide (2.5x faster tanh on [1024, 800]). The library is built with -ffp-contract=off,
+// so the clones do the same operations in the same order and return the same bits.
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define DAN_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define DAN_CPU_CLONES
+#endif
+
+template <UnaryOp Op>
+[[gnu::always_inline]] inline void unary_f32_run(const float* __restrict x, float* __restrict y,
+                                                 int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = Unary<Op, float>::f(x[i]);
+}
+
+// v is y when the op's backward uses y, else x.
+template <UnaryOp Op>
+[[gnu::always_inline]] inline void unary_backward_f32_run(const float* __restrict g,
+                                                          const float* __restrict v,
+                                                          float* __restrict o, int64_t n) {
+  using U = Unary<Op, float>;
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    if constexpr (U::uses_y) {
+      o[i] = U::df(g[i], 0.0f, v[i]);
+    } else {
+      o[i] = U::df(g[i], v[i], 0.0f);
+    }
+  }
+}
+
+using UnaryF32Fn = void (*)(const float*, float*, int64_t);
+using UnaryBackwardF32Fn = void (*)(const float*, const float*, float*, int64_t);
+
+#define DAN_UNARY_CLONE(OP)                                                                    \
+  DAN_CPU_CLONES void unary_f32_##OP(const float* x, float* y, int64_t n) {                   \
+    unary_f32_run<UnaryOp::OP>(x, y, n);                                                       \
+  }                                                                                            \
+  DAN_CPU_CLONES void unary_backward_f32_##OP(const float* g, const float* v, float* o,        \
+                                              int64_t n) {                                     \
+    unary_backward_f32_run<UnaryOp::OP>(g, v, o, n);                                           \
+  }
+DAN_UNARY_CLONE(exp)
+DAN_UNARY_CLONE(tanh)
+DAN_UNARY_CLONE(sigmoid)
+DAN_UNARY_CLONE(gelu_erf)
+DAN_UNARY_CLONE(gelu_tanh)
+#undef DAN_UNARY_CLONE
+
+struct UnaryF32Clones {
+  UnaryF32Fn fwd = nullptr;
+  UnaryBackwardF32Fn bwd = nullptr;
+};
+
+UnaryF32Clones unary_f32_clones(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::exp:
+      return {unary_f32_exp, unary_backward_f32_exp};
+    case UnaryOp::tanh:
+      return {unary_f32_tanh, unary_backward_f32_tanh};
+    case UnaryOp::sigmoid:
+      return {unary_f32_sigmoid, unary_backward_f32_sigmoid};
+    case UnaryOp::gelu_erf:
+      return {unary_f32_gelu_erf, unary_backward_f32_gelu_erf};
+    case UnaryOp::gelu_tanh:
+      return {unary_f32_gelu_tanh, unary_backward_f32_gelu_tanh};
+    default:
+      return {};
+  }
+}
+
+// f(ptr_offset, n) over [0, n) in kChunk pieces, threaded as map_into would thread it.
+template <typename F>
+void contiguous_chunks(int64_t n, const F& f) {
+  const int64_t nchunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (n >= kParallelNumel)
+  for (int64_t c = 0; c < nchunks; ++c) f(c * kChunk, std::min(n, (c + 1) * kChunk) - c * kChunk);
+}
+
 }  // namespace
 
 Tensor unary(UnaryOp op, const Tensor& x) {
   Tensor out = raw::empty(x.shape(), x.dtype());
+  if (x.dtype() == DType::f32 && x.is_contiguous()) {
+    if (const UnaryF32Fn fn = unary_f32_clones(op).fwd) {
+      const float* px = static_cast<const float*>(x.raw_data());
+      float* py = static_cast<float*>(out.raw_data());
+      contiguous_chunks(x.numel(), [&](int64_t i, int64_t n) { fn(px + i, py + i, n); });
+      return out;
+    }
+  }
   DAN_DISPATCH_FLOAT(x.dtype(), name(op), [&]<typename T>() {
     with_unary(op, [&]<UnaryOp Op>() {
       map_into<T, T>(out, {x}, [](T v) { return Unary<Op, T>::f(v); });
@@ -346,6 +437,20 @@ Tensor unary(UnaryOp op, const Tensor& x) {
 
 Tensor unary_backward(UnaryOp op, const Tensor& grad, const Tensor& x, const Tensor& y) {
   Tensor out = raw::empty(x.shape(), x.dtype());
+  if (const UnaryBackwardF32Fn fn = unary_f32_clones(op).bwd;
+      fn != nullptr && x.dtype() == DType::f32 && grad.dtype() == DType::f32 &&
+      grad.shape() == x.shape() && grad.is_contiguous()) {
+    bool uses_y = false;
+    with_unary(op, [&]<UnaryOp Op>() { uses_y = Unary<Op, float>::uses_y; });
+    const Tensor& v = uses_y ? y : x;
+    if (v.defined() && v.dtype() == DType::f32 && v.shape() == x.shape() && v.is_contiguous()) {
+      const float* pg = static_cast<const float*>(grad.raw_data());
+      const float* pv = static_cast<const float*>(v.raw_data());
+      float* po = static_cast<float*>(out.raw_data());
+      contiguous_chunks(x.numel(), [&](int64_t i, int64_t n) { fn(pg + i, pv + i, po + i, n); });
+      return out;
+    }
+  }
   DAN_DISPATCH_FLOAT(x.dtype(), name(op), [&]<typename T>() {
     with_unary(op, [&]<UnaryOp Op>() {
       using U = Unary<Op, T>;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <climits>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/kernels.h"
 
@@ -127,13 +128,16 @@ Tensor linear_impl(Tensor x, const Tensor& w, const Tensor& bias) {
   T* c = static_cast<T*>(out.raw_data());
   // The bias is written into C first and gemm accumulates onto it (beta = 1): no second pass.
   if (bias.defined()) {
+    // A unit-stride bias makes each row a plain copy (a strided one is gathered once first).
+    std::vector<T> packed;
     const T* bp = static_cast<const T*>(bias.raw_data());
-    const int64_t bs = bias.stride(0);
-#pragma omp parallel for schedule(static) if (rows * outf >= (1 << 18))
-    for (int64_t r = 0; r < rows; ++r) {
-      T* cr = c + r * outf;
-      for (int64_t j = 0; j < outf; ++j) cr[j] = bp[j * bs];
+    if (const int64_t bs = bias.stride(0); bs != 1 && outf > 1) {
+      packed.resize(static_cast<size_t>(outf));
+      for (int64_t j = 0; j < outf; ++j) packed[j] = bp[j * bs];
+      bp = packed.data();
     }
+#pragma omp parallel for schedule(static) if (rows * outf >= (1 << 18))
+    for (int64_t r = 0; r < rows; ++r) std::copy_n(bp, outf, c + r * outf);
   } else if (in == 0) {
     std::fill_n(c, out.numel(), T(0));
   }
