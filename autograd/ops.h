@@ -107,3 +107,25 @@ void fill_(const Tensor& t, double v);
 void copy_(const Tensor& dst, const Tensor& src);
 
 }  // namespace dan
+
+// ---- fused transformer ops (autograd/ops_attention.cpp) ---------------------------------------
+namespace dan {
+
+// Multi-head self-attention on packed projections qkv [B, S, 3H] (q | k | v, head h in columns
+// h*dh .. (h+1)*dh of each part): per head softmax(q k^T * scale + key_bias[b]) v, with dropout
+// on the probabilities in training -> [B, S, H], heads side by side as the output Linear wants
+// them. key_bias [B, S] is additive per key (HF's extended attention mask) and not
+// differentiated. No [B, heads, S, S] tensor is kept for the backward: it recomputes the
+// probabilities from per-row statistics. The dropout mask is the one dropout() would draw on
+// the [B, heads, S, S] probabilities at this point of `gen`.
+Tensor self_attention(const Tensor& qkv, const Tensor& key_bias, int64_t num_heads, double scale,
+                      double dropout_p = 0.0, bool training = false,
+                      Generator& gen = default_generator());
+// gelu(x + bias), bias [x.size(-1)]: the bias of a preceding bias-free linear folded into the
+// activation (one pass forward, one pass backward including the bias gradient).
+Tensor bias_gelu(const Tensor& x, const Tensor& bias, bool approximate = false);
+// layer_norm(x + residual, weight, bias, eps) in one pass (post-LN residual blocks).
+Tensor add_layer_norm(const Tensor& x, const Tensor& residual, const Tensor& weight,
+                      const Tensor& bias, double eps = 1e-5);
+
+}  // namespace dan

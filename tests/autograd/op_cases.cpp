@@ -194,6 +194,36 @@ std::vector<Case> all_cases() {
   to_dev.needs_gpu = true;
   c.push_back(to_dev);
   sparse_cases(c);
+  // Fused transformer ops: qkv [B, S, 3H] with H = heads * dh; a key bias with padded keys
+  // (the dtype's lowest value, which the kernel skips) and dropout with a fixed generator.
+  auto padded_bias = [](const Tensor& kb) {
+    const double lowest =
+        kb.dtype() == DType::f32 ? -3.4028234663852886e38 : -1.7976931348623157e308;
+    const Tensor m = from_doubles({0, 0, 0, 1, 1, 0, 0, 0, 0, 0}, {2, 5}, DType::b8, kb.device());
+    return masked_fill(kb, m, lowest);
+  };
+  c.push_back({"self_attention", "qkv [2, 5, 24], 2 heads, key bias",
+               {in({2, 5, 24}), nograd({2, 5})},
+               [](const V& v) { return self_attention(v[0], v[1], 2, 0.4); }});
+  c.push_back({"self_attention", "padded keys skipped, 3 heads", {in({2, 5, 18}), nograd({2, 5})},
+               [padded_bias](const V& v) {
+                 return self_attention(v[0], padded_bias(v[1]), 3, 0.5);
+               }});
+  c.push_back({"self_attention", "dropout p=0.3 (fixed generator), no bias",
+               {in({2, 4, 12})},
+               [](const V& v) {
+                 Generator g(78);
+                 return self_attention(v[0], Tensor(), 2, 0.6, 0.3, true, g);
+               }});
+  c.push_back({"bias_gelu", "erf [4, 6] + [6]", {in({4, 6}), in({6})},
+               [](const V& v) { return bias_gelu(v[0], v[1], false); }});
+  c.push_back({"bias_gelu", "tanh [2, 3, 5] + [5]", {in({2, 3, 5}), in({5})},
+               [](const V& v) { return bias_gelu(v[0], v[1], true); }});
+  c.push_back({"add_layer_norm", "[5, 8] affine", {in({5, 8}), in({5, 8}), in({8}), in({8})},
+               [](const V& v) { return add_layer_norm(v[0], v[1], v[2], v[3], 1e-5); }});
+  c.push_back({"add_layer_norm", "no affine, transposed x",
+               {tin({6, 4}), in({6, 4}), nograd({4}), nograd({4})},
+               [](const V& v) { return add_layer_norm(v[0], v[1], Tensor(), Tensor(), 1e-5); }});
   return c;
 }
 

@@ -1,0 +1,147 @@
+// HF checkpoint directories: BertModel::from_pretrained (config.json + model.safetensors, HF
+// parameter names) and save_pretrained (the same files, written atomically).
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "core/serialize.h"
+#include "models/bert/bert.h"
+#include "models/bert/paths.h"
+
+namespace dan::bert {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
+bool ends_with(const std::string& s, const std::string& p) {
+  return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
+}
+
+std::string quoted(const std::vector<std::string>& v, size_t max_items = 12) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size() && i < max_items; ++i) s += (i ? ", \"" : "\"") + v[i] + "\"";
+  if (v.size() > max_items) s += fmt::format(", ... ({} in all)", v.size());
+  return s + "]";
+}
+
+// The checkpoint's tensors under BertModel's names: "bert." stripped (BertFor* checkpoints),
+// old "LayerNorm.gamma/beta" renamed, task heads and the position_ids buffer dropped. Keys
+// outside embeddings./encoder./pooler. are heads of some BertFor* model and are ignored, as
+// HF does; keys inside them are kept, so a mismatch with the config is reported.
+std::map<std::string, Tensor> bert_state_dict(std::map<std::string, Tensor> raw,
+                                              const std::string& file) {
+  bool prefixed = false;
+  for (const auto& [k, _] : raw) prefixed = prefixed || starts_with(k, "bert.");
+  std::map<std::string, Tensor> sd;
+  for (auto& [k, t] : raw) {
+    std::string name = k;
+    if (prefixed) {
+      if (!starts_with(name, "bert.")) continue;  // cls.*, classifier.*, qa_outputs.*
+      name = name.substr(5);
+    }
+    if (name == "embeddings.position_ids") continue;
+    if (!starts_with(name, "embeddings.") && !starts_with(name, "encoder.") &&
+        !starts_with(name, "pooler.")) {
+      continue;
+    }
+    if (ends_with(name, "LayerNorm.gamma")) name = name.substr(0, name.size() - 5) + "weight";
+    if (ends_with(name, "LayerNorm.beta")) name = name.substr(0, name.size() - 4) + "bias";
+    DAN_CHECK(is_floating(t.dtype()), "{}: tensor \"{}\" has dtype {}, expected a float type", file,
+              k, t.dtype());
+    DAN_CHECK(sd.emplace(name, t).second, "{}: two tensors map to \"{}\" (one is \"{}\")", file,
+              name, k);
+  }
+  return sd;
+}
+
+}  // namespace
+
+std::shared_ptr<BertModel> BertModel::from_pretrained(const std::string& dir, Generator& gen) {
+  DAN_CHECK(fs::is_directory(dir), "BertModel::from_pretrained: {}", missing_weights_hint(dir));
+  const std::string config_path = (fs::path(dir) / "config.json").string();
+  const std::string weights_path = (fs::path(dir) / "model.safetensors").string();
+  DAN_CHECK(fs::exists(config_path),
+            "BertModel::from_pretrained: {} is missing (expected an HF "
+            "model directory with config.json and model.safetensors)",
+            config_path);
+  const BertConfig cfg = BertConfig::from_json_file(config_path);
+  DAN_CHECK(fs::exists(weights_path), "BertModel::from_pretrained: {} is missing{}", weights_path,
+            fs::exists(fs::path(dir) / "pytorch_model.bin")
+                ? " (only pytorch_model.bin is there: convert it to safetensors first)"
+                : "");
+
+  std::map<std::string, Tensor> sd = bert_state_dict(load_safetensors(weights_path), weights_path);
+  const bool pooler = sd.count("pooler.dense.weight") || sd.count("pooler.dense.bias");
+  auto model = std::make_shared<BertModel>(cfg, pooler, gen, /*init_weights=*/false);
+
+  std::vector<std::string> missing, mismatched, unexpected;
+  std::set<std::string> expected;
+  for (const auto& [name, dst] : model->state_dict()) {
+    expected.insert(name);
+    const auto it = sd.find(name);
+    if (it == sd.end()) {
+      missing.push_back(name);
+    } else if (it->second.shape() != dst.shape()) {
+      mismatched.push_back(fmt::format("\"{}\": checkpoint {}, model {}", name,
+                                       shape_str(it->second.shape()), shape_str(dst.shape())));
+    } else if (it->second.dtype() != dst.dtype()) {
+      it->second = it->second.to(dst.dtype());  // e.g. an F64 export
+    }
+  }
+  for (const auto& [name, _] : sd) {
+    if (!expected.count(name)) unexpected.push_back(name);
+  }
+  std::vector<std::string> problems;
+  if (!missing.empty()) problems.push_back("missing keys " + quoted(missing));
+  if (!mismatched.empty())
+    problems.push_back(fmt::format("shape mismatches [{}]", fmt::join(mismatched, "; ")));
+  if (!unexpected.empty())
+    problems.push_back("keys the config has no place for " + quoted(unexpected));
+  DAN_CHECK(problems.empty(),
+            "BertModel::from_pretrained: {} does not match {} ({} layers, hidden "
+            "{}, vocab {}): {}",
+            weights_path, config_path, cfg.num_hidden_layers, cfg.hidden_size, cfg.vocab_size,
+            fmt::join(problems, "; "));
+  model->load_state_dict(sd, /*strict=*/true);
+  model->eval();  // as HF's from_pretrained
+  return model;
+}
+
+void BertModel::save_pretrained(const std::string& dir) const {
+  const fs::path target(dir);
+  if (target.has_parent_path()) fs::create_directories(target.parent_path());
+  const fs::path tmp = fs::path(dir + fmt::format(".tmp-{}", getpid()));
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  {
+    std::ofstream f(tmp / "config.json");
+    f << cfg_.to_json().dump(2) << "\n";
+    DAN_CHECK(f.good(), "BertModel::save_pretrained: cannot write {}",
+              (tmp / "config.json").string());
+  }
+  save_safetensors((tmp / "model.safetensors").string(), state_dict(), {{"format", "pt"}});
+  std::error_code ec;
+  if (!fs::exists(target)) {
+    fs::rename(tmp, target, ec);
+    DAN_CHECK(!ec, "BertModel::save_pretrained: cannot rename {} to {}: {}", tmp.string(), dir,
+              ec.message());
+    return;
+  }
+  // An existing directory (with a vocab.txt, say) keeps its other files; each of ours
+  // replaces the old one by a rename, so readers see either the old or the new file.
+  DAN_CHECK(fs::is_directory(target),
+            "BertModel::save_pretrained: {} exists and is not a directory", dir);
+  for (const char* name : {"config.json", "model.safetensors"}) {
+    fs::rename(tmp / name, target / name, ec);
+    DAN_CHECK(!ec, "BertModel::save_pretrained: cannot move {} into {}: {}", name, dir,
+              ec.message());
+  }
+  fs::remove_all(tmp);
+}
+
+}  // namespace dan::bert
