@@ -96,6 +96,11 @@ text::FeatureConfig feature_config(const recsys::Config& cfg) {
   f.word2vec.epochs = static_cast<int>(cfg.get_int("features.word2vec.epochs"));
   f.word2vec.min_count = cfg.get_int("features.word2vec.min_count");
   f.word2vec_tfidf_weighted = cfg.get_bool("features.word2vec.tfidf_weighted");
+  f.bert.model_dir = cfg.get_string("features.bert.model_dir");
+  f.bert.max_length = cfg.get_int("features.bert.max_length");
+  f.bert.batch_size = cfg.get_int("features.bert.batch_size");
+  f.bert.pooling = bert::parse_pooling(cfg.get_string("features.bert.pooling"));
+  f.bert.normalize = cfg.get_bool("features.bert.normalize");
   DAN_CHECK(f.kind != text::ContentKind::none || f.metadata,
             "features.kind = none with features.metadata = false leaves no content features");
   return f;
@@ -219,6 +224,7 @@ gnn::EncoderConfig encoder_config(const recsys::Config& cfg) {
   e.dropout = cfg.get_double("graph.dropout");
   e.improved = cfg.get_bool("graph.improved");
   e.train_eps = cfg.get_bool("graph.train_eps");
+  e.layer_norm = cfg.get_bool("graph.layer_norm");
   return e;
 }
 

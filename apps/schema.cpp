@@ -33,7 +33,7 @@ recsys::Schema train_schema() {
   s.add_int("wmf.cg_steps", 3, "conjugate-gradient steps per row and half-iteration", pos);
   s.add_int("wmf.seed", 0, "seed of the initial factors", nonneg);
 
-  s.add_enum("features.kind", "tfidf", {"none", "tfidf", "word2vec"}, "content encoding (anime2vec)");
+  s.add_enum("features.kind", "tfidf", {"none", "tfidf", "word2vec", "bert"}, "content encoding (anime2vec)");
   s.add_strings("features.fields", {"synopsis"},
                 "text fields: synopsis, reviews, rec_texts, title, genres, themes, studios");
   s.add_bool("features.metadata", true, "append metadata features (members, favorites, score, type, genres, ...)");
@@ -50,6 +50,12 @@ recsys::Schema train_schema() {
   s.add_int("features.word2vec.epochs", 5, "passes over the corpus", pos);
   s.add_int("features.word2vec.min_count", 5, "drop words rarer than this", pos);
   s.add_bool("features.word2vec.tfidf_weighted", false, "document vector: TF-IDF-weighted mean");
+  s.add_string("features.bert.model_dir", "",
+               "bert: HF model directory ('' = all-MiniLM-L6-v2 from scripts/fetch_minilm.sh)");
+  s.add_int("features.bert.max_length", 256, "bert: tokens per anime text incl. [CLS]/[SEP]", {2, std::nullopt});
+  s.add_int("features.bert.batch_size", 32, "bert: texts per encoder batch", pos);
+  s.add_enum("features.bert.pooling", "mean", {"mean", "cls"}, "bert: mean over tokens or the [CLS] state");
+  s.add_bool("features.bert.normalize", true, "bert: L2-normalize each anime vector");
   s.add_string("features.cache_dir", "runs/cache", "where features and WMF factors are cached by config");
 
   s.add_ints("model.pref_hidden", {}, "hidden widths of f_U / f_V (with pref_out = 0: no tower)");
@@ -76,6 +82,7 @@ recsys::Schema train_schema() {
   s.add_double("graph.dropout", 0.0, "dropout on each GNN layer's input", {0, 0.99});
   s.add_bool("graph.improved", false, "gcn: self-loop weight 2 instead of 1");
   s.add_bool("graph.train_eps", false, "gine: train epsilon");
+  s.add_bool("graph.layer_norm", false, "LayerNorm on the graph embedding (keeps GINE's degree-sized sums in range)");
   s.add_enum("graph.weight", "log1p", {"count", "log1p", "binary"},
              "edge weight from the number of user recommendations: count, ln(1 + count) or 1");
   s.add_int("graph.edge_text_dims", 16, "gine edge features: recommendation-text TF-IDF -> SVD dims", nonneg);

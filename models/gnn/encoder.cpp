@@ -65,6 +65,7 @@ GraphEncoder::GraphEncoder(const EncoderConfig& cfg, int64_t num_nodes, int64_t 
     convs_.push_back(register_module(fmt::format("conv{}", l), conv));
     in = out;
   }
+  if (cfg.layer_norm) norm_ = register_module("norm", std::make_shared<LayerNorm>(cfg.out_dim));
 }
 
 Tensor GraphEncoder::forward(const Tensor& x_content, const SparseCsr& adj, const Tensor& edge_attr) {
@@ -88,7 +89,7 @@ Tensor GraphEncoder::forward(const Tensor& x_content, const SparseCsr& adj, cons
     }
     if (l + 1 < convs_.size()) h = relu(h);
   }
-  return h;
+  return norm_ ? norm_->forward(h) : h;
 }
 
 }  // namespace dan::gnn

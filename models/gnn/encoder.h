@@ -13,6 +13,7 @@
 #include "layers/gcn.h"
 #include "layers/gine.h"
 #include "layers/module.h"
+#include "layers/norm.h"
 
 namespace dan::gnn {
 
@@ -34,6 +35,10 @@ struct EncoderConfig {
   double dropout = 0.0;           // dropout on every conv layer's input
   bool improved = false;          // GCN: self-loop weight 2
   bool train_eps = false;         // GINE: ε trained
+  // LayerNorm on G (child "norm"): GINE's sum aggregation grows with the degree (mal2023 has
+  // hubs with hundreds of neighbours), which without it feeds DropoutNet inputs orders of
+  // magnitude larger than the content and makes SGD diverge.
+  bool layer_norm = false;
 };
 
 // Children: "embedding" (onehot only), then "conv0", "conv1", ... (GCNConv or GINEConv, the
@@ -58,6 +63,7 @@ class GraphEncoder : public Module {
   int64_t num_nodes_;
   std::shared_ptr<Embedding> embedding_;
   std::vector<std::shared_ptr<Module>> convs_;
+  std::shared_ptr<LayerNorm> norm_;
 };
 
 }  // namespace dan::gnn

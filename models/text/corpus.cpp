@@ -171,4 +171,47 @@ Corpus build_corpus(const recsys::Dataset& ds, const TextFields& fields,
   });
 }
 
+std::vector<std::string> raw_documents(const recsys::Dataset& ds, const TextFields& fields) {
+  const int64_t n = ds.num_items();
+  std::vector<std::string> docs(static_cast<size_t>(n));
+  const auto append = [](std::string& d, std::string_view t) {
+    if (t.empty()) return;
+    if (!d.empty()) d += ' ';
+    d += t;
+  };
+  for (int64_t i = 0; i < n; ++i) {
+    const recsys::Anime& a = ds.anime[static_cast<size_t>(i)];
+    if (fields.title) append(docs[static_cast<size_t>(i)], a.title);
+    if (fields.synopsis) append(docs[static_cast<size_t>(i)], a.synopsis);
+  }
+  if (fields.reviews)
+    for (size_t r = 0; r < ds.reviews.size(); ++r) {
+      const int32_t it = ds.reviews[r].item;
+      DAN_CHECK(it >= 0 && it < n, "raw_documents: reviews.csv entry {} has item index {}, expected [0, {})", r, it, n);
+      append(docs[static_cast<size_t>(it)], ds.reviews[r].text);
+    }
+  if (fields.rec_texts)
+    for (size_t r = 0; r < ds.rec_texts.size(); ++r) {
+      const recsys::RecText& t = ds.rec_texts[r];
+      DAN_CHECK(t.a >= 0 && t.a < n && t.b >= 0 && t.b < n,
+                "raw_documents: rec_texts.csv entry {} has item indices ({}, {}), expected [0, {})", r, t.a, t.b, n);
+      append(docs[static_cast<size_t>(t.a)], t.text);
+      if (t.b != t.a) append(docs[static_cast<size_t>(t.b)], t.text);
+    }
+  const auto tags = [&](bool on, const char* label, auto member) {
+    if (!on) return;
+    for (int64_t i = 0; i < n; ++i) {
+      const std::vector<std::string>& names = ds.anime[static_cast<size_t>(i)].*member;
+      if (names.empty()) continue;
+      std::string s = std::string(label) + ": ";
+      for (size_t k = 0; k < names.size(); ++k) s += (k ? ", " : "") + names[k];
+      append(docs[static_cast<size_t>(i)], s + ".");
+    }
+  };
+  tags(fields.genres, "Genres", &recsys::Anime::genres);
+  tags(fields.themes, "Themes", &recsys::Anime::themes);
+  tags(fields.studios, "Studios", &recsys::Anime::studios);
+  return docs;
+}
+
 }  // namespace dan::text

@@ -48,6 +48,11 @@ Corpus corpus_from_tokens(const std::vector<std::vector<std::string>>& docs);
 Corpus build_corpus(const recsys::Dataset& ds, const TextFields& fields,
                     const TokenizerConfig& tok);
 
+// The untokenized text of each anime from `fields`, for encoders with their own tokenizer
+// (BERT): the text fields in the order above joined by single spaces, then one sentence per tag
+// list ("Genres: Action, Drama."). Index errors as build_corpus.
+std::vector<std::string> raw_documents(const recsys::Dataset& ds, const TextFields& fields);
+
 // The tag token of a genre/theme/studio name: prefix + ':' + lower-cased words joined by '_'.
 std::string tag_token(const std::string& prefix, const std::string& name);
 

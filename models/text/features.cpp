@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -31,6 +32,8 @@ const char* name(ContentKind k) {
       return "tfidf";
     case ContentKind::word2vec:
       return "word2vec";
+    case ContentKind::bert:
+      return "bert";
   }
   return "?";
 }
@@ -39,14 +42,18 @@ ContentKind parse_content_kind(const std::string& s) {
   if (s == "none") return ContentKind::none;
   if (s == "tfidf") return ContentKind::tfidf;
   if (s == "word2vec") return ContentKind::word2vec;
-  fail("features: unknown content kind '{}', expected one of none, tfidf, word2vec", s);
+  if (s == "bert") return ContentKind::bert;
+  fail("features: unknown content kind '{}', expected one of none, tfidf, word2vec, bert", s);
 }
 
 std::string FeatureConfig::key() const {
   std::string k = std::string(kFormat) + "|kind=" + name(kind);
   if (kind != ContentKind::none) {
-    k += "|" + fields.key() + "|" + tokenizer.key();
-    if (kind == ContentKind::tfidf) {
+    k += "|" + fields.key();
+    if (kind != ContentKind::bert) k += "|" + tokenizer.key();
+    if (kind == ContentKind::bert) {
+      k += "|" + bert.key();
+    } else if (kind == ContentKind::tfidf) {
       k += "|" + tfidf.key() + fmt::format("|svd_dims={}", svd_dims);
       if (svd_dims > 0) k += "|" + svd.key();
     } else {
@@ -111,6 +118,25 @@ namespace {
 FeatureBlock text_block(const recsys::Dataset& ds, const FeatureConfig& cfg) {
   FeatureBlock b;
   DAN_CHECK(cfg.fields.any(), "features: kind {} needs at least one text field", name(cfg.kind));
+  if (cfg.kind == ContentKind::bert) {
+    const std::string dir = bert::resolve_model_dir(cfg.bert);
+    const bert::WordPieceTokenizer tok = bert::WordPieceTokenizer::from_dir(dir);
+    const std::shared_ptr<bert::BertModel> model = bert::BertModel::from_pretrained(dir);
+    const std::vector<std::string> docs = raw_documents(ds, cfg.fields);
+    fmt::print("features: encoding {} anime texts with {} (max {} tokens)\n", docs.size(), dir,
+               cfg.bert.max_length);
+    int64_t last = 0;
+    b.x = bert::encode_texts(*model, tok, docs, cfg.bert, [&](int64_t done, int64_t total) {
+      if (done - last >= 2000 || done == total) {
+        fmt::print("features: {}/{} texts encoded\n", done, total);
+        std::fflush(stdout);
+        last = done;
+      }
+    });
+    for (int64_t j = 0; j < b.x.size(1); ++j) b.columns.push_back(fmt::format("bert{}", j));
+    if (cfg.standardize) b.x = standardize_columns(b.x);
+    return b;
+  }
   const Corpus corpus = build_corpus(ds, cfg.fields, cfg.tokenizer);
   if (cfg.kind == ContentKind::tfidf) {
     DAN_CHECK(cfg.svd_dims >= 0, "features: svd_dims must be >= 0, got {}", cfg.svd_dims);

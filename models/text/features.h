@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "models/bert/static_features.h"
 #include "models/text/corpus.h"
 #include "models/text/metadata.h"
 #include "models/text/svd.h"
@@ -18,9 +19,9 @@
 
 namespace dan::text {
 
-enum class ContentKind { none, tfidf, word2vec };
+enum class ContentKind { none, tfidf, word2vec, bert };
 const char* name(ContentKind k);
-ContentKind parse_content_kind(const std::string& s);  // "none" | "tfidf" | "word2vec"
+ContentKind parse_content_kind(const std::string& s);  // "none" | "tfidf" | "word2vec" | "bert"
 
 struct FeatureConfig {
   ContentKind kind = ContentKind::tfidf;
@@ -34,6 +35,7 @@ struct FeatureConfig {
   SvdConfig svd;
   Word2VecConfig word2vec;
   bool word2vec_tfidf_weighted = false;  // doc vector: TF-IDF-weighted instead of plain mean
+  bert::StaticConfig bert;               // kind bert: the pretrained encoder and its pooling
   bool standardize = true;               // z-score the text block's columns
   bool metadata = true;                  // append the metadata block
   MetadataConfig meta;

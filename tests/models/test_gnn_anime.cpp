@@ -256,3 +256,26 @@ TEST(GraphAugment, TrainsEndToEnd) {
     EXPECT_GT(moved, 1e-3);
   }
 }
+
+// graph.layer_norm: G's rows come out normalized (mean 0, variance 1 with the initial affine),
+// whatever the degree-sized scale of GINE's sums.
+TEST(GraphAugment, LayerNormBoundsTheEmbedding) {
+  const AnimeGraph g = build_anime_graph(tiny_dataset(), {});
+  Generator gen(7);
+  const Tensor x = mul(randn({6, 4}, gen), 1000.0);
+  EncoderConfig ec;
+  ec.conv = ConvKind::gine;
+  ec.hidden = {5};
+  ec.out_dim = 8;
+  ec.layer_norm = true;
+  GraphEncoder enc(ec, 6, 4, g.edge_dim(), gen);
+  NoGradGuard ng;
+  const auto G = enc.forward(x, g.adj, g.edge_attr).to_vector();
+  for (int r = 0; r < 6; ++r) {
+    double m = 0, v = 0;
+    for (int c = 0; c < 8; ++c) m += G[static_cast<size_t>(r * 8 + c)] / 8;
+    for (int c = 0; c < 8; ++c) v += std::pow(G[static_cast<size_t>(r * 8 + c)] - m, 2) / 8;
+    EXPECT_NEAR(m, 0.0, 1e-4) << r;
+    EXPECT_NEAR(v, 1.0, 1e-2) << r;  // eps 1e-5 against variances in the thousands
+  }
+}

@@ -219,7 +219,8 @@ TEST(TextFeatures, KindsShapesAndKeys) {
   k3.word2vec.dim = 50;
   EXPECT_NE(k2.key(), k3.key());
   EXPECT_EQ(parse_content_kind("word2vec"), ContentKind::word2vec);
-  EXPECT_THROW(parse_content_kind("bert"), Error);
+  EXPECT_EQ(parse_content_kind("bert"), ContentKind::bert);
+  EXPECT_THROW(parse_content_kind("elmo"), Error);
   EXPECT_NE(dataset_fingerprint(ds), dataset_fingerprint(small_dataset()));
 }
 
