@@ -314,8 +314,12 @@ Tensor user_input(const Prepared& p, const recsys::Config& cfg) {
 
 Tensor cold_scores(Model& model, const Prepared& p, const recsys::Config& cfg,
                    const std::vector<int32_t>& items) {
+  return cold_scores(model, p, cfg, items, model_content(model, p));
+}
+
+Tensor cold_scores(Model& model, const Prepared& p, const recsys::Config& cfg,
+                   const std::vector<int32_t>& items, const Content& c) {
   NoGradGuard ng;
-  const Content c = model_content(model, p);
   model.net->eval();
   const Tensor phi = rows_of(c.phi_all, items);
   const Tensor Vin = zeros({static_cast<int64_t>(items.size()), p.V.size(1)});

@@ -76,6 +76,9 @@ Tensor user_input(const Prepared& p, const recsys::Config& cfg);
 // Model scores (users x candidate anime) for cold candidates (V input = 0).
 Tensor cold_scores(Model& model, const Prepared& p, const recsys::Config& cfg,
                    const std::vector<int32_t>& items);
+// The same with the model's content already computed (model_content).
+Tensor cold_scores(Model& model, const Prepared& p, const recsys::Config& cfg,
+                   const std::vector<int32_t>& items, const Content& c);
 
 // The cold test table: random (expected), pop (members), content-kNN, content-kNN + members
 // blend, and the model under `model_name` (or only the baselines when model is null).

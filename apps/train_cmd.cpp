@@ -136,8 +136,7 @@ TrainOutcome run_training(const recsys::Config& cfg, const std::string& run_path
   plain.item_dropout = false;
   plain.user = dropoutnet::UserInput::keep;
   // The validation tables hold the current content (the graph part changes as it trains).
-  const auto val_maker_now = [&]() {
-    const Content c = model_content(*model, p);
+  const auto val_maker_for = [&](const Content& c) {
     NoGradGuard ng;
     const std::vector<int32_t>& vi = p.split.val_items;
     const Tensor phi_val = index_select(c.phi_all, from_vector(vi, {static_cast<int64_t>(vi.size())}));
@@ -187,9 +186,10 @@ TrainOutcome run_training(const recsys::Config& cfg, const std::string& run_path
                        : dropoutnet::train_epoch(net, *opt, maker, pairs, batch, static_cast<uint64_t>(epoch),
                                                  on_batch);
     sched->step();
-    const double val_loss = dropoutnet::evaluate_loss(net, val_maker_now(), val_pairs);
-    const recsys::Metrics vm =
-        recsys::evaluate(cold_scores(*model, p, cfg, p.split.val_items), p.inter.val, none, ecfg);
+    const Content content = model_content(*model, p);  // the graph part once per epoch
+    const double val_loss = dropoutnet::evaluate_loss(net, val_maker_for(content), val_pairs);
+    const recsys::Metrics vm = recsys::evaluate(cold_scores(*model, p, cfg, p.split.val_items, content),
+                                                p.inter.val, none, ecfg);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double score = vm.get(metric);
     progress.end_epoch(fmt::format("train loss {:.5f}  val loss {:.5f}  val {} {:.4f}", er.mean_loss,

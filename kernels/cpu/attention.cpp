@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/philox.h"
+#include "kernels/cpu/philox_blocks.h"
 #include "kernels/cpu/rows.h"
 #include "kernels/kernels.h"
 
@@ -216,32 +217,8 @@ template <typename T>
 // over blocks vectorizes (32 x 32 -> 64-bit multiplies).
 [[gnu::always_inline]] inline void philox_words(uint64_t seed, uint64_t offset, uint64_t first,
                                                 int64_t n, uint32_t* words, uint32_t* blocks) {
-  constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
-  constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
-  const uint32_t s0 = static_cast<uint32_t>(seed), s1 = static_cast<uint32_t>(seed >> 32);
   const uint64_t b0 = first / 4, nb = (first + static_cast<uint64_t>(n) + 3) / 4 - b0;
-#pragma omp simd
-  for (uint64_t l = 0; l < nb; ++l) {
-    const uint64_t c = offset + b0 + l;
-    uint32_t x0 = static_cast<uint32_t>(c), x1 = static_cast<uint32_t>(c >> 32), x2 = 0, x3 = 0;
-    uint32_t k0 = s0, k1 = s1;
-    for (int r = 0; r < 10; ++r) {
-      const uint64_t p0 = static_cast<uint64_t>(kM0) * x0;
-      const uint64_t p1 = static_cast<uint64_t>(kM1) * x2;
-      const uint32_t y0 = static_cast<uint32_t>(p1 >> 32) ^ x1 ^ k0;
-      const uint32_t y2 = static_cast<uint32_t>(p0 >> 32) ^ x3 ^ k1;
-      x1 = static_cast<uint32_t>(p1);
-      x3 = static_cast<uint32_t>(p0);
-      x0 = y0;
-      x2 = y2;
-      k0 += kW0;
-      k1 += kW1;
-    }
-    blocks[4 * l] = x0;
-    blocks[4 * l + 1] = x1;
-    blocks[4 * l + 2] = x2;
-    blocks[4 * l + 3] = x3;
-  }
+  philox_blocks(seed, offset + b0, static_cast<int64_t>(nb), blocks);
   std::memcpy(words, blocks + (first % 4), static_cast<size_t>(n) * sizeof(uint32_t));
 }
 

@@ -12,6 +12,7 @@
 #include "autograd/ops.h"
 #include "core/error.h"
 #include "models/bert/paths.h"
+#include "recsys/config.h"
 
 namespace dan::bert {
 
@@ -31,15 +32,6 @@ std::string resolve_model_dir(const StaticConfig& cfg) {
 
 namespace {
 
-uint64_t fnv(const std::string& s) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-
 std::string slurp(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
   DAN_CHECK(f.good(), "bert: cannot read {}", p.string());
@@ -55,8 +47,8 @@ std::string model_fingerprint(const std::string& dir) {
   const std::string config = slurp(d / "config.json"), vocab = slurp(d / "vocab.txt");
   const fs::path weights = d / "model.safetensors";
   DAN_CHECK(fs::exists(weights), "bert: {} has no model.safetensors", dir);
-  return fmt::format("config={}:{:016x};vocab={}:{:016x};weights={}", config.size(), fnv(config),
-                     vocab.size(), fnv(vocab), fs::file_size(weights));
+  return fmt::format("config={}:{:016x};vocab={}:{:016x};weights={}", config.size(), recsys::fnv1a64(config),
+                     vocab.size(), recsys::fnv1a64(vocab), fs::file_size(weights));
 }
 
 std::string StaticConfig::key() const {
