@@ -46,5 +46,10 @@ for b in build-gpu/bench/cuda/bench_spmm_cuda build-gpu/bench/bench_spmm_cuda; d
       --uniform 100000,10000000 --reps 10 && break
 done
 
+# Fused self-attention on BERT shapes: tiled vs naive vs materialized; exits 1 on disagreement.
+for b in build-gpu/bench/cuda/bench_attention_cuda build-gpu/bench/bench_attention_cuda; do
+  [[ -x "$b" ]] && timeout 60 "$b" --reps 5 && break
+done
+
 step "done: tests rc=$rc_tests, log $log"
 exit $rc_tests

@@ -1,12 +1,23 @@
 // CUDA fused transformer kernels, f32: self-attention forward/backward, bias + GELU, residual
-// add + layer norm. The attention kernels are the straightforward form, one block per query
-// row (forward; backward: dQ) and per key row (backward: dK, dV), scores of a row in shared
-// memory, no atomics, so results are deterministic. They are correct first and simple: a
-// tiled online-softmax version (flash-attention style) is the next step once timed on a GPU.
-// The backward writes dS and the dropped probabilities to a temporary [B, heads, S, S].
+// add + layer norm. Self-attention has three implementations, chosen per call by the
+// environment variable DAN_ATTENTION:
+//   tiled (default): the FlashAttention-2 schedule of attention_tiled.cuh: tiles of 64 queries
+//     and 64 keys in shared memory, online softmax, nothing of size S x S in global memory;
+//     head dims up to 64 (the others fall back to naive);
+//   naive: one block per query row (forward; backward: dQ) and per key row (backward: dK, dV),
+//     the row's scores in shared memory (S up to about 12k); the backward writes dS and the
+//     dropped probabilities to temporaries [B, heads, S, S];
+//   materialized: the scores [B, heads, S, S] by cuBLAS batched GEMMs, a softmax kernel, and
+//     GEMMs again (the textbook form, kept as a baseline for bench_attention_cuda).
+// All three keep the same stats (row max, 1/sum), so any backward accepts any forward's stats,
+// draw the same dropout mask as the CPU kernel, and use no atomics to accumulate (results are
+// deterministic).
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "core/philox.h"
+#include "kernels/cuda/attention_tiled.cuh"
 #include "kernels/cuda/common.cuh"
 
 namespace dan::kernels::cuda {
@@ -196,6 +207,220 @@ size_t attn_smem(const AttnArgs& a, const char* op) {
   return bytes;
 }
 
+// ---- choice of implementation -----------------------------------------------------------------
+
+enum class AttnAlgo { tiled, naive, materialized };
+
+AttnAlgo attn_algo() {
+  const char* e = std::getenv("DAN_ATTENTION");
+  if (e == nullptr || *e == '\0' || std::strcmp(e, "tiled") == 0) return AttnAlgo::tiled;
+  if (std::strcmp(e, "naive") == 0) return AttnAlgo::naive;
+  if (std::strcmp(e, "materialized") == 0) return AttnAlgo::materialized;
+  fail("DAN_ATTENTION: unknown value '{}' (expected tiled, naive or materialized)", e);
+}
+
+int smem_optin(int dev) {
+  static int cached[64] = {};
+  int& v = cached[dev & 63];
+  if (v == 0)
+    DAN_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  return v;
+}
+
+// The head-dim template (32 or 64) of the tiled kernels for dh, or 0 when they do not apply
+// (dh > 64, or the device lacks the shared memory of the larger backward kernel).
+int tiled_dim(const AttnArgs& a, int dev) {
+  if (a.dh > tiled::kMaxHeadDim) return 0;
+  const int dim = a.dh <= 32 ? 32 : 64;
+  const int floats = dim == 32 ? tiled::bwd_kv_smem_floats<32>() : tiled::bwd_kv_smem_floats<64>();
+  return smem_optin(dev) >= floats * static_cast<int>(sizeof(float)) ? dim : 0;
+}
+
+tiled::Params tiled_params(const AttnArgs& a) {
+  tiled::Params t{};
+  t.qkv = a.qkv;
+  t.bias = a.bias;
+  t.out = a.out;
+  t.stats = a.stats;
+  t.grad = a.grad;
+  t.y = a.y;
+  t.dqkv = a.dqkv;
+  t.B = a.B;
+  t.S = a.S;
+  t.H = a.H;
+  t.nh = a.nh;
+  t.dh = a.dh;
+  t.scale = a.scale;
+  t.dropout = a.p > 0;
+  // ceil(p 2^24) is exact in double; see tiled::drop_factor.
+  t.drop_below = a.p > 0 ? static_cast<uint32_t>(std::ceil(a.p * 16777216.0)) : 0u;
+  t.keep_scale = a.p > 0 ? static_cast<float>(1.0 / (1.0 - a.p)) : 1.0f;
+  t.seed = a.seed;
+  t.offset = a.offset;
+  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  t.vec4 = a.dh % 4 == 0 && aligned(a.qkv) && (a.grad == nullptr || aligned(a.grad));
+  return t;
+}
+
+// Launches kernel<<<blocks, kThreads, floats * 4>>> after raising its shared-memory limit.
+template <typename Kernel>
+void launch_tiled(Kernel kernel, int64_t blocks, int floats, int dev, const tiled::Params& t) {
+  const int bytes = floats * static_cast<int>(sizeof(float));
+  DAN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  DAN_CHECK(blocks <= 0x7fffffff, "attention: {} blocks exceed the grid limit", blocks);
+  kernel<<<static_cast<unsigned>(blocks), tiled::kThreads, bytes, stream_of(dev)>>>(t);
+  DAN_CUDA_CHECK_LAUNCH();
+}
+
+template <int DH>
+void tiled_forward(const AttnArgs& a, int dev) {
+  const int64_t tiles = (a.S + tiled::kTile - 1) / tiled::kTile;
+  launch_tiled(tiled::k_fwd<DH>, a.B * a.nh * tiles, tiled::fwd_smem_floats<DH>(), dev,
+               tiled_params(a));
+}
+
+// D = rowsum(dO o O) into dsum [B * nh * S].
+void row_dot(const AttnArgs& a, float* dsum, int dev) {
+  tiled::Params t = tiled_params(a);
+  t.dsum = dsum;
+  const int64_t rows = a.B * a.nh * a.S;
+  tiled::k_row_dot<<<grid_for(rows * 32, dev, kBlock), kBlock, 0, stream_of(dev)>>>(t);
+  DAN_CUDA_CHECK_LAUNCH();
+}
+
+template <int DH>
+void tiled_backward(const AttnArgs& a, float* dsum, int dev) {
+  row_dot(a, dsum, dev);
+  tiled::Params t = tiled_params(a);
+  t.dsum = dsum;
+  const int64_t tiles = (a.S + tiled::kTile - 1) / tiled::kTile;
+  launch_tiled(tiled::k_bwd_kv<DH>, a.B * a.nh * tiles, tiled::bwd_kv_smem_floats<DH>(), dev, t);
+  launch_tiled(tiled::k_bwd_q<DH>, a.B * a.nh * tiles, tiled::bwd_q_smem_floats<DH>(), dev, t);
+}
+
+// ---- materialized (cuBLAS) baseline -----------------------------------------------------------
+// Row-major [r, c] with leading dim ld is column-major [c, r]: every product below is written
+// as its column-major transpose. One strided-batched call per batch element covers its heads
+// (head h starts h * dh columns further).
+
+// C_b = alpha op(A_b) op(B_b) for each head of batch element b, column-major.
+void gemm_heads(int dev, const AttnArgs& a, cublasOperation_t ta, cublasOperation_t tb, int64_t m,
+                int64_t n, int64_t k, float alpha, const float* A, int64_t lda, int64_t sa,
+                const float* B, int64_t ldb, int64_t sb, float* C, int64_t ldc, int64_t sc) {
+  const float beta = 0.0f;
+  DAN_CUBLAS_CHECK(cublasSgemmStridedBatched(
+      ::dan::cuda::cublas_handle(dev), ta, tb, static_cast<int>(m), static_cast<int>(n),
+      static_cast<int>(k), &alpha, A, static_cast<int>(lda), sa, B, static_cast<int>(ldb), sb,
+      &beta, C, static_cast<int>(ldc), sc, static_cast<int>(a.nh)));
+}
+
+// sc [B, nh, S, S] = scale Q K^T per head.
+void mat_scores(const AttnArgs& a, float* sc, int dev) {
+  const int64_t S = a.S, ld = 3 * a.H;
+  for (int64_t b = 0; b < a.B; ++b) {
+    const float* q = a.qkv + b * S * ld;
+    // column-major [S_k, S_q] = K^T(as [dh, S_k])^T x Q^T(as [dh, S_q])
+    gemm_heads(dev, a, CUBLAS_OP_T, CUBLAS_OP_N, S, S, a.dh, a.scale, q + a.H, ld, a.dh, q, ld,
+               a.dh, sc + b * a.nh * S * S, S, S * S);
+  }
+}
+
+// Rows of sc: s + bias -> dropped probabilities in place, and the stats.
+__global__ void k_mat_softmax(AttnArgs a, float* sc) {
+  __shared__ float red[32];
+  const int64_t rows = a.B * a.nh * a.S;
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const int64_t b = r / (a.nh * a.S);
+    float* row = sc + r * a.S;
+    const float* kb = a.bias != nullptr ? a.bias + b * a.S : nullptr;
+    float m = -INFINITY;
+    for (int64_t j = threadIdx.x; j < a.S; j += blockDim.x) {
+      const float s = kb != nullptr ? row[j] + kb[j] : row[j];
+      row[j] = s;
+      m = fmaxf(m, s);
+    }
+    m = block_reduce(m, MaxOp(), red);
+    float sum = 0;
+    for (int64_t j = threadIdx.x; j < a.S; j += blockDim.x) {
+      const float e = expf(row[j] - m);
+      row[j] = e;
+      sum += e;
+    }
+    sum = block_reduce(sum, AddOp(), red);
+    const float inv = 1.0f / sum;
+    if (a.stats != nullptr && threadIdx.x == 0) {
+      a.stats[2 * r] = m;
+      a.stats[2 * r + 1] = inv;
+    }
+    for (int64_t j = threadIdx.x; j < a.S; j += blockDim.x) {
+      row[j] = row[j] * inv * drop_factor(a, static_cast<uint64_t>(r * a.S + j));
+    }
+  }
+}
+
+// Elementwise over [B, nh, S, S]: sc holds scale q.k, dp holds dO v; writes pd = P f into sc
+// and dS = P (dp f - D) scale into dp.
+__global__ void k_mat_grad(AttnArgs a, float* sc, float* dp, const float* dsum) {
+  const int64_t n = a.B * a.nh * a.S * a.S;
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < n;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = e / a.S, j = e % a.S, b = r / (a.nh * a.S);
+    const float s = a.bias != nullptr ? sc[e] + a.bias[b * a.S + j] : sc[e];
+    const float p = expf(s - a.stats[2 * r]) * a.stats[2 * r + 1];
+    const float f = drop_factor(a, static_cast<uint64_t>(e));
+    sc[e] = p * f;
+    dp[e] = p * (dp[e] * f - dsum[r]) * a.scale;
+  }
+}
+
+void mat_forward(const AttnArgs& a, int dev) {
+  const int64_t S = a.S, ld = 3 * a.H;
+  Tensor sc_t = raw::empty({a.B, a.nh, S, S}, DType::f32, Device::cuda(dev));
+  float* sc = static_cast<float*>(sc_t.raw_data());
+  mat_scores(a, sc, dev);
+  k_mat_softmax<<<grid_for(a.B * a.nh * S * kAttnThreads, dev, kAttnThreads), kAttnThreads, 0,
+                  stream_of(dev)>>>(a, sc);
+  DAN_CUDA_CHECK_LAUNCH();
+  for (int64_t b = 0; b < a.B; ++b) {
+    // O^T [dh, S_q] = V^T [dh, S_k] x Pd^T [S_k, S_q]
+    gemm_heads(dev, a, CUBLAS_OP_N, CUBLAS_OP_N, a.dh, S, S, 1.0f, a.qkv + b * S * ld + 2 * a.H, ld,
+               a.dh, sc + b * a.nh * S * S, S, S * S, a.out + b * S * a.H, a.H, a.dh);
+  }
+}
+
+void mat_backward(const AttnArgs& a, float* dsum, int dev) {
+  const int64_t S = a.S, ld = 3 * a.H, H = a.H;
+  row_dot(a, dsum, dev);
+  Tensor sc_t = raw::empty({a.B, a.nh, S, S}, DType::f32, Device::cuda(dev));
+  Tensor dp_t = raw::empty({a.B, a.nh, S, S}, DType::f32, Device::cuda(dev));
+  float* sc = static_cast<float*>(sc_t.raw_data());
+  float* dp = static_cast<float*>(dp_t.raw_data());
+  mat_scores(a, sc, dev);
+  for (int64_t b = 0; b < a.B; ++b) {
+    // dPd = dO V^T: column-major [S_k, S_q] = V^T(as [dh, S_k])^T x dO^T [dh, S_q]
+    gemm_heads(dev, a, CUBLAS_OP_T, CUBLAS_OP_N, S, S, a.dh, 1.0f, a.qkv + b * S * ld + 2 * H, ld,
+               a.dh, a.grad + b * S * H, H, a.dh, dp + b * a.nh * S * S, S, S * S);
+  }
+  const int64_t n = a.B * a.nh * S * S;
+  k_mat_grad<<<grid_for(n, dev), kBlock, 0, stream_of(dev)>>>(a, sc, dp, dsum);
+  DAN_CUDA_CHECK_LAUNCH();
+  for (int64_t b = 0; b < a.B; ++b) {
+    const float* q = a.qkv + b * S * ld;
+    float* dq = a.dqkv + b * S * ld;
+    const float* pd = sc + b * a.nh * S * S;
+    const float* ds = dp + b * a.nh * S * S;
+    // dV^T [dh, S_k] = dO^T [dh, S_q] x Pd [S_q, S_k] (Pd row-major = column-major Pd^T: op T)
+    gemm_heads(dev, a, CUBLAS_OP_N, CUBLAS_OP_T, a.dh, S, S, 1.0f, a.grad + b * S * H, H, a.dh, pd,
+               S, S * S, dq + 2 * H, ld, a.dh);
+    // dK^T [dh, S_k] = Q^T [dh, S_q] x dS [S_q, S_k]
+    gemm_heads(dev, a, CUBLAS_OP_N, CUBLAS_OP_T, a.dh, S, S, 1.0f, q, ld, a.dh, ds, S, S * S,
+               dq + H, ld, a.dh);
+    // dQ^T [dh, S_q] = K^T [dh, S_k] x dS^T [S_k, S_q]
+    gemm_heads(dev, a, CUBLAS_OP_N, CUBLAS_OP_N, a.dh, S, S, 1.0f, q + H, ld, a.dh, ds, S, S * S,
+               dq, ld, a.dh);
+  }
+}
+
 // ---- bias + GELU ----------------------------------------------------------------------------
 
 constexpr float kSqrt1_2 = 0.70710678118654752440f;
@@ -242,10 +467,22 @@ Tensor attention_forward(const Tensor& qkv_in, const Tensor& key_bias, int64_t h
   if (out.numel() == 0) return out;
   a.out = static_cast<float*>(out.raw_data());
   a.stats = stats.defined() ? static_cast<float*>(stats.raw_data()) : nullptr;
-  const size_t smem = attn_smem(a, "attention_forward");
-  k_attn_fwd<<<grid_for(a.B * a.nh * a.S * kAttnThreads, dev, kAttnThreads), kAttnThreads, smem,
-               stream_of(dev)>>>(a);
-  DAN_CUDA_CHECK_LAUNCH();
+  const AttnAlgo algo = attn_algo();
+  if (algo == AttnAlgo::materialized) {
+    mat_forward(a, dev);
+    return out;
+  }
+  const int dim = algo == AttnAlgo::tiled ? tiled_dim(a, dev) : 0;
+  if (dim == 32) {
+    tiled_forward<32>(a, dev);
+  } else if (dim == 64) {
+    tiled_forward<64>(a, dev);
+  } else {
+    const size_t smem = attn_smem(a, "attention_forward");
+    k_attn_fwd<<<grid_for(a.B * a.nh * a.S * kAttnThreads, dev, kAttnThreads), kAttnThreads, smem,
+                 stream_of(dev)>>>(a);
+    DAN_CUDA_CHECK_LAUNCH();
+  }
   return out;
 }
 
@@ -261,12 +498,26 @@ Tensor attention_backward(const Tensor& grad, const Tensor& qkv_in, const Tensor
   AttnArgs a = make_args(qkv, kb, heads, scale, dropout_p, seed, offset);
   Tensor dqkv = raw::empty(qkv.shape(), DType::f32, qkv.device());
   if (dqkv.numel() == 0) return dqkv;
-  Tensor ds = raw::empty({a.B, a.nh, a.S, a.S}, DType::f32, qkv.device());
-  Tensor pd = raw::empty({a.B, a.nh, a.S, a.S}, DType::f32, qkv.device());
   a.stats = static_cast<float*>(st.raw_data());
   a.grad = static_cast<const float*>(g.raw_data());
   a.y = static_cast<const float*>(y.raw_data());
   a.dqkv = static_cast<float*>(dqkv.raw_data());
+  const AttnAlgo algo = attn_algo();
+  const int dim = algo == AttnAlgo::tiled ? tiled_dim(a, dev) : 0;
+  if (algo == AttnAlgo::materialized || dim != 0) {
+    Tensor dsum = raw::empty({a.B, a.nh, a.S}, DType::f32, qkv.device());
+    float* d = static_cast<float*>(dsum.raw_data());
+    if (algo == AttnAlgo::materialized) {
+      mat_backward(a, d, dev);
+    } else if (dim == 32) {
+      tiled_backward<32>(a, d, dev);
+    } else {
+      tiled_backward<64>(a, d, dev);
+    }
+    return dqkv;
+  }
+  Tensor ds = raw::empty({a.B, a.nh, a.S, a.S}, DType::f32, qkv.device());
+  Tensor pd = raw::empty({a.B, a.nh, a.S, a.S}, DType::f32, qkv.device());
   a.ds = static_cast<float*>(ds.raw_data());
   a.pd = static_cast<float*>(pd.raw_data());
   const size_t smem = attn_smem(a, "attention_backward");
