@@ -113,6 +113,7 @@ dropoutnet::DropoutNetConfig model_config(const recsys::Config& cfg, int64_t ran
   m.item_content_dim = content_dim;
   m.use_user_content = cfg.get_bool("model.user_content");
   m.use_item_content = true;
+  m.use_pref = cfg.get_bool("model.use_pref");
   m.pref_tower.hidden = cfg.get_ints("model.pref_hidden");
   m.pref_tower.out_dim = cfg.get_int("model.pref_out");
   m.content_tower.hidden = cfg.get_ints("model.content_hidden");
@@ -246,6 +247,11 @@ Model build_model(const recsys::Config& cfg, const Prepared& p, Generator& gen) 
     m.graph_inputs.user_content = cfg.get_bool("model.user_content");
     content_dim += ec.out_dim;
   }
+  if (cfg.get_int("features.bert.finetune_layers") > 0) {
+    DAN_CHECK(!p.has_graph, "features.bert.finetune_layers > 0 and graph.conv: {} cannot be combined",
+              cfg.get_string("graph.conv"));
+    m.text = build_text_inputs(cfg, p);
+  }
   m.net = std::make_shared<dropoutnet::DropoutNet>(model_config(cfg, p.U.size(1), content_dim), gen);
   return m;
 }
@@ -265,6 +271,14 @@ std::vector<ParamGroup> Model::param_groups(const recsys::Config& cfg) const {
     e.weight_decay = cfg.get_double("graph.weight_decay");
     groups.push_back(e);
   }
+  if (text) {
+    ParamGroup b;
+    for (const Tensor& t : text->encoder->parameters())
+      if (t.requires_grad()) b.params.push_back(t);
+    b.lr = cfg.get_double("features.bert.lr");
+    b.weight_decay = cfg.get_double("features.bert.weight_decay");
+    groups.push_back(b);
+  }
   return groups;
 }
 
@@ -275,10 +289,15 @@ void Model::to(Device d) {
     if (graph_inputs.x.defined()) graph_inputs.x = graph_inputs.x.to(d);
     graph_inputs.user_mean = graph_inputs.user_mean.to(d);
   }
+  if (text) text->to(d);
 }
 
 Content model_content(Model& m, const Prepared& p) {
   Content c{p.features.x, p.phiU};
+  if (m.text) {
+    text_content_all(*m.text, p, &c.phi_all, &c.phiU);
+    return c;
+  }
   if (!m.graph) return c;
   NoGradGuard ng;
   const bool was = m.graph->is_training();

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/finetune.h"
 #include "apps/report.h"
 #include "models/dropoutnet/dropoutnet.h"
 #include "models/gnn/augment.h"
@@ -38,8 +39,11 @@ struct Model {
   // The run's encoder inputs (node features, graph, maps); valid while the Prepared lives.
   gnn::GraphInputs graph_inputs;
   bool graph_trained = true;  // false: the encoder keeps its initial weights (G computed once)
+  // features.bert.finetune_layers > 0: the BERT layers trained inside DropoutNet (null otherwise).
+  std::shared_ptr<TextInputs> text;
 
-  // Optimizer groups: DropoutNet at train.lr, the encoder at graph.lr (when trained).
+  // Optimizer groups: DropoutNet at train.lr, the graph encoder at graph.lr (when trained), the
+  // fine-tuned BERT layers at features.bert.lr.
   std::vector<ParamGroup> param_groups(const recsys::Config& cfg) const;
   void to(Device d);
 };

@@ -175,6 +175,7 @@ int recommend_command(int argc, char** argv) {
   recsys::TrainState st;
   st.module("model", *model.net);
   if (model.graph) st.module("graph", *model.graph);
+  if (model.text) st.module("bert", *model.text->encoder);
   recsys::load_checkpoint(dir + "/best.safetensors", st);
   const RecommendLists r = recommend(p, cfg, model, f.all("like"), static_cast<int>(f.integer("k", 10)));
   std::vector<std::string> names;

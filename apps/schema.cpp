@@ -56,6 +56,14 @@ recsys::Schema train_schema() {
   s.add_int("features.bert.batch_size", 32, "bert: texts per encoder batch", pos);
   s.add_enum("features.bert.pooling", "mean", {"mean", "cls"}, "bert: mean over tokens or the [CLS] state");
   s.add_bool("features.bert.normalize", true, "bert: L2-normalize each anime vector");
+  s.add_int("features.bert.finetune_layers", 0,
+            "bert: train the last K encoder layers inside DropoutNet (0 = static features)", nonneg);
+  s.add_double("features.bert.lr", 1e-4, "bert fine-tuning: learning rate of the BERT layers", nonneg);
+  s.add_double("features.bert.weight_decay", 0.0, "bert fine-tuning: weight decay of the BERT layers", nonneg);
+  s.add_enum("features.bert.schedule", "constant", {"constant", "exponential", "linear"},
+             "bert fine-tuning: lr schedule of the BERT layers, stepped per epoch (DropoutNet keeps train.scheduler)");
+  s.add_double("features.bert.gamma", 0.9, "bert fine-tuning: exponential decay factor per epoch", nonneg);
+  s.add_int("features.bert.decay_epochs", 50, "bert fine-tuning: linear schedule reaches 0 at this epoch", pos);
   s.add_string("features.cache_dir", "runs/cache", "where features and WMF factors are cached by config");
 
   s.add_ints("model.pref_hidden", {}, "hidden widths of f_U / f_V (with pref_out = 0: no tower)");
@@ -70,6 +78,8 @@ recsys::Schema train_schema() {
   s.add_enum("model.init", "truncated_normal", {"truncated_normal", "torch_default"}, "weight init");
   s.add_double("model.init_std", 0.01, "std of the truncated-normal init", nonneg);
   s.add_bool("model.user_content", true, "use phi^U (mean content of the user's anime)");
+  s.add_bool("model.use_pref", true,
+             "feed the WMF vectors U, V (false: each side is final(content) alone, e.g. BERT -> Linear -> dot)");
   s.add_int("model.user_content_top_n", 0, "phi^U over the user's top-N rated anime (0 = all)", nonneg);
 
   s.add_enum("graph.conv", "none", {"none", "gcn", "gine"},
@@ -91,7 +101,8 @@ recsys::Schema train_schema() {
   s.add_double("graph.weight_decay", 0.0, "weight decay of the GNN", nonneg);
 
   s.add_int("train.epochs", 10, "training epochs", pos);
-  s.add_int("train.batch_size", 1024, "pairs per optimizer step", pos);
+  s.add_int("train.batch_size", 1024, "pairs per forward/backward batch", pos);
+  s.add_int("train.accumulate", 1, "batches whose gradients are summed per optimizer step", pos);
   s.add_enum("train.optimizer", "sgd", {"sgd", "adam", "adamw"}, "optimizer");
   s.add_double("train.lr", 0.005, "learning rate", nonneg);
   s.add_double("train.momentum", 0.9, "SGD momentum", unit);

@@ -48,7 +48,27 @@ std::unique_ptr<Optimizer> make_optimizer(const recsys::Config& cfg, std::vector
   return std::make_unique<AdamW>(std::move(params), o);
 }
 
-std::unique_ptr<LRScheduler> make_scheduler(const recsys::Config& cfg, Optimizer& opt) {
+// A closed-form schedule factor by name (the same forms as the scheduler classes).
+PerGroupLR::Factor schedule_factor(const std::string& kind, double gamma, int64_t step_size, int64_t total) {
+  if (kind == "step") return [=](int64_t e) { return std::pow(gamma, static_cast<double>(e / step_size)); };
+  if (kind == "exponential") return [=](int64_t e) { return std::pow(gamma, static_cast<double>(e)); };
+  if (kind == "linear")
+    return [=](int64_t e) { return std::max(0.0, 1.0 - static_cast<double>(e) / static_cast<double>(total)); };
+  return [](int64_t) { return 1.0; };
+}
+
+std::unique_ptr<LRScheduler> make_scheduler(const recsys::Config& cfg, Optimizer& opt, const Model& model) {
+  if (model.text) {
+    // train.scheduler for DropoutNet (and a graph encoder), features.bert.schedule for the BERT
+    // layers, whose group is the last one.
+    std::vector<PerGroupLR::Factor> f(
+        opt.param_groups().size() - 1,
+        schedule_factor(cfg.get_string("train.scheduler"), cfg.get_double("train.gamma"),
+                        cfg.get_int("train.step_size"), cfg.get_int("train.epochs")));
+    f.push_back(schedule_factor(cfg.get_string("features.bert.schedule"), cfg.get_double("features.bert.gamma"), 1,
+                                cfg.get_int("features.bert.decay_epochs")));
+    return std::make_unique<PerGroupLR>(opt, std::move(f));
+  }
   const std::string kind = cfg.get_string("train.scheduler");
   if (kind == "step") return std::make_unique<StepLR>(opt, cfg.get_int("train.step_size"), cfg.get_double("train.gamma"));
   if (kind == "exponential") return std::make_unique<ExponentialLR>(opt, cfg.get_double("train.gamma"));
@@ -104,7 +124,7 @@ TrainOutcome run_training(const recsys::Config& cfg, const std::string& run_path
   model->to(dev);
   dropoutnet::DropoutNet& net = *model->net;
   std::unique_ptr<Optimizer> opt = make_optimizer(cfg, model->param_groups(cfg));
-  std::unique_ptr<LRScheduler> sched = make_scheduler(cfg, *opt);
+  std::unique_ptr<LRScheduler> sched = make_scheduler(cfg, *opt, *model);
 
   dropoutnet::InputDropoutConfig dcfg;
   dcfg.p = cfg.get_double("train.dropout_p");
@@ -116,6 +136,9 @@ TrainOutcome run_training(const recsys::Config& cfg, const std::string& run_path
   // (gnn::train_epoch); with a fixed one it is computed once here and appended to the tables.
   Tensor phiU_tab = p.phiU, phiV_tab = p.phiV_train;
   const bool graph_per_step = model->graph && model->graph_trained;
+  const int64_t accumulate = cfg.get_int("train.accumulate");
+  DAN_CHECK(accumulate == 1 || !graph_per_step,
+            "train.accumulate = {} is not supported with a trained graph encoder (graph.train: true)", accumulate);
   if (model->graph && !model->graph_trained) {
     const Content c = model_content(*model, p);
     phiU_tab = c.phiU;
@@ -156,6 +179,7 @@ TrainOutcome run_training(const recsys::Config& cfg, const std::string& run_path
   recsys::TrainState state;
   state.module("model", net);
   if (model->graph) state.module("graph", *model->graph);
+  if (model->text) state.module("bert", *model->text->encoder);
   state.optimizer("optimizer", *opt).scheduler("scheduler", *sched).generator("default", default_generator());
   double best = -INFINITY;
   int64_t best_epoch = 0;
@@ -180,11 +204,25 @@ TrainOutcome run_training(const recsys::Config& cfg, const std::string& run_path
     progress.start_epoch(epoch + 1, epochs, pairs.num_batches(batch));
     net.train();
     const auto on_batch = [&](int64_t, double loss) { progress.step({{"loss", loss}}); };
-    const dropoutnet::EpochResult er =
-        graph_per_step ? gnn::train_epoch(net, *model->graph, model->graph_inputs, *opt, maker, pairs, batch,
-                                          static_cast<uint64_t>(epoch), on_batch)
-                       : dropoutnet::train_epoch(net, *opt, maker, pairs, batch, static_cast<uint64_t>(epoch),
-                                                 on_batch);
+    const auto ep = static_cast<uint64_t>(epoch);
+    dropoutnet::EpochResult er;
+    if (graph_per_step) {
+      er = gnn::train_epoch(net, *model->graph, model->graph_inputs, *opt, maker, pairs, batch, ep, on_batch);
+    } else if (model->text || accumulate > 1) {
+      // Fine-tuned BERT content per batch, and/or gradient accumulation.
+      std::vector<Module*> mods;
+      if (model->text) mods.push_back(model->text->encoder.get());
+      er = accumulate_epoch(
+          net, mods, *opt, pairs, batch, accumulate,
+          [&](int64_t begin, int64_t end, int64_t b) {
+            dropoutnet::Batch x = maker.make(pairs, begin, end, ep, static_cast<uint64_t>(b));
+            if (!model->text) return x;
+            return text_batch(*model->text, x, pairs.users.data() + begin, pairs.items.data() + begin, end - begin);
+          },
+          on_batch);
+    } else {
+      er = dropoutnet::train_epoch(net, *opt, maker, pairs, batch, ep, on_batch);
+    }
     sched->step();
     const Content content = model_content(*model, p);  // the graph part once per epoch
     const double val_loss = dropoutnet::evaluate_loss(net, val_maker_for(content), val_pairs);
@@ -206,6 +244,7 @@ TrainOutcome run_training(const recsys::Config& cfg, const std::string& run_path
       recsys::TrainState bs;
       bs.module("model", net);
       if (model->graph) bs.module("graph", *model->graph);
+      if (model->text) bs.module("bert", *model->text->encoder);
       bs.epoch = epoch + 1;
       recsys::save_checkpoint(run.file("best.safetensors"), bs);
     }
@@ -221,6 +260,7 @@ TrainOutcome run_training(const recsys::Config& cfg, const std::string& run_path
   recsys::TrainState bs;
   bs.module("model", net);
   if (model->graph) bs.module("graph", *model->graph);
+  if (model->text) bs.module("bert", *model->text->encoder);
   recsys::load_checkpoint(run.file("best.safetensors"), bs);
   Report rep;
   rep.tables.push_back(cold_table(p, cfg, p.split.test_items, p.inter.test, model.get(),

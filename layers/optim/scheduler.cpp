@@ -13,10 +13,10 @@ LRScheduler::LRScheduler(Optimizer& opt) : opt_(opt) {
 }
 
 void LRScheduler::apply() {
-  const double f = factor(epoch_);
+  size_t i = 0;
   for (ParamGroup& g : opt_.param_groups()) {
     if (!g.initial_lr) g.initial_lr = g.lr;  // a group added after the scheduler was made
-    g.lr = *g.initial_lr * f;
+    g.lr = *g.initial_lr * group_factor(epoch_, i++);
   }
 }
 
@@ -90,6 +90,17 @@ double LinearWarmup::factor(int64_t epoch) const {
     return start_ + (1.0 - start_) * static_cast<double>(epoch) / static_cast<double>(warmup_);
   }
   return then_ ? then_->factor(epoch - warmup_) : 1.0;
+}
+
+PerGroupLR::PerGroupLR(Optimizer& opt, std::vector<Factor> factors)
+    : LRScheduler(opt), factors_(std::move(factors)) {
+  for (size_t g = 0; g < factors_.size(); ++g)
+    DAN_CHECK(factors_[g] != nullptr, "PerGroupLR: no schedule for group {}", g);
+  apply();
+}
+
+double PerGroupLR::group_factor(int64_t epoch, size_t group) const {
+  return group < factors_.size() ? factors_[group](epoch) : 1.0;
 }
 
 }  // namespace dan

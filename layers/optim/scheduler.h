@@ -2,7 +2,9 @@
 // initial_lr * factor(epoch), a closed form, so resuming at an epoch needs only the epoch.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <vector>
 
 #include "layers/optim/optimizer.h"
 
@@ -16,6 +18,8 @@ class LRScheduler {
 
   // The multiplier on each group's initial lr at `epoch` (0 before the first step()).
   virtual double factor(int64_t epoch) const = 0;
+  // The multiplier for group `group` (PerGroupLR gives groups their own schedules).
+  virtual double group_factor(int64_t epoch, size_t /*group*/) const { return factor(epoch); }
 
   // Call at the end of each epoch: epoch += 1 and the groups' lrs are set for the next one.
   void step();
@@ -90,6 +94,20 @@ class LinearWarmup : public LRScheduler {
   int64_t warmup_;
   double start_;
   std::unique_ptr<LRScheduler> then_;
+};
+
+// One schedule per parameter group: group g's lr = initial_lr * factors[g](epoch) — e.g. the
+// paper's fine-tuning, with DropoutNet at a fixed lr and the BERT layers decaying. Groups past
+// the list keep factor 1. factor() is group 0's.
+class PerGroupLR : public LRScheduler {
+ public:
+  using Factor = std::function<double(int64_t)>;
+  PerGroupLR(Optimizer& opt, std::vector<Factor> factors);
+  double factor(int64_t epoch) const override { return group_factor(epoch, 0); }
+  double group_factor(int64_t epoch, size_t group) const override;
+
+ private:
+  std::vector<Factor> factors_;
 };
 
 }  // namespace dan

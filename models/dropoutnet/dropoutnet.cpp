@@ -49,6 +49,12 @@ void check_config(const DropoutNetConfig& c) {
             "DropoutNet: content_tower has hidden widths [{}] but out_dim 0 (no tower)",
             fmt::join(c.content_tower.hidden, ", "));
   DAN_CHECK(c.init_std > 0, "DropoutNet: init_std must be > 0, got {}", c.init_std);
+  DAN_CHECK(c.use_pref || (c.use_user_content && c.use_item_content),
+            "DropoutNet: use_pref = false needs both user and item content (each side is "
+            "final(content) alone)");
+  DAN_CHECK(c.use_pref || c.pref_tower.out_dim == 0,
+            "DropoutNet: use_pref = false leaves no input for the pref tower (out_dim {})",
+            c.pref_tower.out_dim);
 }
 
 // Every Linear under m, pre-order (registration order).
@@ -151,7 +157,9 @@ DropoutNet::DropoutNet(const DropoutNetConfig& cfg, Generator& gen) : cfg_(cfg) 
                               std::shared_ptr<MLP>& final) {
     const std::string w = who;
     int64_t concat = 0;
-    if (cfg.pref_tower.out_dim > 0) {
+    if (!cfg.use_pref) {
+      // no preference part
+    } else if (cfg.pref_tower.out_dim > 0) {
       pref = register_module(
           w + "_pref", make_mlp(cfg.rank_in, cfg.pref_tower.hidden, cfg.pref_tower.out_dim, cfg,
                                 cfg.tower_out_activation, gen));
@@ -190,13 +198,15 @@ DropoutNet::DropoutNet(const DropoutNetConfig& cfg, Generator& gen) : cfg_(cfg) 
 Tensor DropoutNet::side(const std::shared_ptr<MLP>& pref, const std::shared_ptr<MLP>& content,
                         const std::shared_ptr<MLP>& final, bool use_content, int64_t content_dim,
                         const Tensor& x, const Tensor& phi, const char* who) {
-  check_input(x, cfg_.rank_in, who, "preference vectors");
   std::vector<Tensor> parts;
-  parts.push_back(pref ? pref->forward(x) : x);
+  if (cfg_.use_pref) {
+    check_input(x, cfg_.rank_in, who, "preference vectors");
+    parts.push_back(pref ? pref->forward(x) : x);
+  }
   if (use_content) {
     check_input(phi, content_dim, who, "content");
-    DAN_CHECK(phi.size(0) == x.size(0), "{}: {} preference rows but {} content rows", who,
-              x.size(0), phi.size(0));
+    DAN_CHECK(!cfg_.use_pref || phi.size(0) == x.size(0), "{}: {} preference rows but {} content rows",
+              who, x.size(0), phi.size(0));
     parts.push_back(content ? content->forward(phi) : phi);
   }
   return final->forward(parts.size() == 1 ? parts[0] : cat(parts, 1));

@@ -39,6 +39,10 @@ struct DropoutNetConfig {
   int64_t item_content_dim = 0;  // width of phi^V (used when use_item_content)
   bool use_user_content = true;
   bool use_item_content = true;
+  // false: the WMF inputs are ignored and each side is final(content) alone — with one Linear
+  // as the final module this is the paper's "BERT -> Linear -> dot product" (Fig. 7). Both
+  // contents must then be used.
+  bool use_pref = true;
   TowerConfig pref_tower;     // f_U and f_V (same shape, separate weights)
   TowerConfig content_tower;  // f_phiU and f_phiV
   // The final module per side on the concatenation: hidden widths, then a Linear to rank_out.

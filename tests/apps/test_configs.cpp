@@ -48,6 +48,31 @@ TEST(Configs, PaperConfigsChangeWhatTheyClaim) {
   EXPECT_TRUE(single.get_bool("model.batch_norm"));
   const auto w2v = dan::recsys::load_config(schema, (dir / "word2vec.yaml").string());
   EXPECT_EQ(w2v.get_string("features.kind"), "word2vec");
+  // The BERT rows: static (no trained layer), fine-tuned last layer with the Fig. 10 decays,
+  // Linear -> dot without the WMF inputs, the MLM checkpoint with Fig. 11's schedules.
+  const auto load = [&](const char* f) { return dan::recsys::load_config(schema, (dir / f).string()); };
+  EXPECT_EQ(load("bert_static.yaml").get_int("features.bert.finetune_layers"), 0);
+  EXPECT_EQ(load("bert_static.yaml").get_int("model.user_content_top_n"), 5);
+  for (const auto& [f, g] : std::vector<std::pair<const char*, double>>{
+           {"bert_finetune.yaml", 0.99}, {"bert_finetune_decay09.yaml", 0.9}, {"bert_finetune_decay01.yaml", 0.1}}) {
+    const auto c = load(f);
+    EXPECT_EQ(c.get_int("features.bert.finetune_layers"), 1) << f;
+    EXPECT_EQ(c.get_string("features.bert.schedule"), "exponential") << f;
+    EXPECT_EQ(c.get_double("features.bert.gamma"), g) << f;
+    EXPECT_EQ(c.get_double("train.lr"), 1e-4) << f;
+    EXPECT_EQ(c.get_string("train.sampling"), "threshold") << f;
+    EXPECT_EQ(c.get_int("train.batch_size"), 4) << f;
+  }
+  const auto dot = load("bert_linear_dot.yaml");
+  EXPECT_FALSE(dot.get_bool("model.use_pref"));
+  EXPECT_TRUE(dot.get_ints("model.hidden").empty());
+  EXPECT_EQ(dot.get_double("train.dropout_p"), 1.0);
+  EXPECT_EQ(load("bert_mlm_static_p0.yaml").get_double("train.dropout_p"), 0.0);
+  EXPECT_EQ(load("bert_mlm_static_p05.yaml").get_string("features.bert.model_dir"), "runs/mlm-minilm");
+  EXPECT_EQ(load("bert_mlm_finetune.yaml").get_string("features.bert.schedule"), "linear");
+  EXPECT_EQ(load("bert_mlm_finetune.yaml").get_int("features.bert.decay_epochs"), 50);
+  EXPECT_EQ(load("bert_mlm_finetune_fixed.yaml").get_string("features.bert.schedule"), "constant");
+  EXPECT_EQ(load("bert_mlm_finetune_exp09.yaml").get_double("features.bert.gamma"), 0.9);
 }
 
 TEST(Configs, ReadmeDocumentsEveryKey) {

@@ -3,12 +3,14 @@
 // continues bit-identically (4 epochs straight == 2 epochs + resume + 2 epochs).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "apps/schema.h"
 #include "apps/train.h"
 #include "core/serialize.h"
 #include "recsys/rundir.h"
+#include "tests/models/tiny_bert_dir.h"
 
 namespace fs = std::filesystem;
 
@@ -103,5 +105,114 @@ TEST(Train, GraphAugmentedResumeIsBitIdentical) {
     ASSERT_EQ(x.size(), y.size()) << k;
     for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(x[i], y[i]) << k << "[" << i << "]";
   }
+  fs::remove_all(tmp);
+}
+
+namespace {
+
+dan::recsys::Config bert_config(const std::string& cache, const std::string& model_dir, int epochs,
+                                const std::string& train_extra = "") {
+  return dan::recsys::load_config_string(
+      dan::apps::train_schema(),
+      "data: {dir: 'synthetic:3', synthetic_items: 120, synthetic_users: 150}\n"
+      "wmf: {factors: 8, iterations: 4}\n"
+      "features: {kind: bert, metadata: true, cache_dir: '" + cache + "',\n"
+      "  bert: {model_dir: '" + model_dir + "', max_length: 12, batch_size: 16, finetune_layers: 1,\n"
+      "         lr: 0.001, schedule: exponential, gamma: 0.5}}\n"
+      "model: {hidden: [16], rank_out: 8, user_content_top_n: 3}\n"
+      "train: {epochs: " + std::to_string(epochs) +
+          ", batch_size: 32, sampling: threshold, threshold_lo: -0.05, threshold_hi: 0.05, pairs_per_epoch: 96,\n"
+          "        optimizer: adam, lr: 0.01, select_metric: recall@20" + train_extra + "}\n"
+      "eval: {ks: [5, 20]}\n",
+      "test config");
+}
+
+}  // namespace
+
+// BERT fine-tuned inside DropoutNet (tiny random BERT, last layer trained): the BERT layer's
+// weights move, the checkpoint holds them (and only them) under "bert.", the BERT group's lr
+// follows its own schedule while DropoutNet's stays, and resuming is bit-identical (dropout in
+// the trained layer draws from the checkpointed generator).
+TEST(Train, BertFinetuneResumeIsBitIdentical) {
+  const fs::path tmp = fs::temp_directory_path() / ("dan_train_bert_" + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  const std::string cache = (tmp / "cache").string();
+  const std::string model_dir = dan::testing::tiny_bert_dir("train");
+  const auto straight_dir = dan::recsys::RunDir::create(tmp.string(), "straight").path();
+  dan::apps::run_training(bert_config(cache, model_dir, 3), straight_dir, false);
+  const auto resumed_dir = dan::recsys::RunDir::create(tmp.string(), "resumed").path();
+  dan::apps::run_training(bert_config(cache, model_dir, 1), resumed_dir, false);
+  dan::apps::run_training(bert_config(cache, model_dir, 3), resumed_dir, true);
+  const auto a = weights(straight_dir + "/checkpoint.safetensors");
+  const auto b = weights(resumed_dir + "/checkpoint.safetensors");
+  // Only the trained layer (layer 1 of 2) is checkpointed, and it moved from the pretrained one.
+  const auto pretrained = dan::load_safetensors(model_dir + "/model.safetensors");
+  size_t bert_keys = 0;
+  for (const auto& [k, t] : a) {
+    if (k.rfind("bert.", 0) != 0) continue;
+    ++bert_keys;
+    EXPECT_EQ(k.rfind("bert.layer.1.", 0), 0u) << k;
+    for (const auto& [pk, pt] : pretrained) {
+      if (pk == "encoder." + k.substr(5) && k.find("query.weight") != std::string::npos) {
+        EXPECT_NE(pt.to_vector(), t.to_vector()) << k << " did not train";
+      }
+    }
+  }
+  EXPECT_EQ(bert_keys, 16u);  // 6 Linear (weight + bias) + 2 LayerNorm (weight + bias)
+  // Epoch lrs: DropoutNet fixed at 0.01, BERT 0.001 * 0.5^epoch.
+  const auto lines = dan::recsys::read_jsonl(straight_dir + "/metrics.jsonl");
+  ASSERT_EQ(lines.size(), 3u);
+  for (size_t e = 0; e < 3; ++e) {
+    const auto lrs = lines[e].at("lr");
+    EXPECT_DOUBLE_EQ(lrs.at(0).get<double>(), 0.01);
+    EXPECT_DOUBLE_EQ(lrs.at(1).get<double>(), 0.001 * std::pow(0.5, static_cast<double>(e)));
+  }
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [k, t] : a) {
+    const auto x = t.to_vector(), y = b.at(k).to_vector();
+    ASSERT_EQ(x.size(), y.size()) << k;
+    for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(x[i], y[i]) << k << "[" << i << "]";
+  }
+  fs::remove_all(tmp);
+}
+
+// train.accumulate = 2 with batches of 32 takes the same steps as batches of 64 (no batch norm,
+// no input dropout, so the batch split changes nothing but the summation order).
+TEST(Train, GradientAccumulationEqualsTheLargerBatch) {
+  const fs::path tmp = fs::temp_directory_path() / ("dan_train_accum_" + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  const std::string cache = (tmp / "cache").string();
+  const std::string extra = "model: {batch_norm: false}\n";
+  auto run = [&](const std::string& name, const std::string& train) {
+    const auto dir = dan::recsys::RunDir::create(tmp.string(), name).path();
+    dan::apps::run_training(
+        dan::recsys::load_config_string(
+            dan::apps::train_schema(),
+            "data: {dir: 'synthetic:3', synthetic_items: 300, synthetic_users: 400}\n"
+            "wmf: {factors: 8, iterations: 4}\n"
+            "features: {svd_dims: 16, metadata: true, cache_dir: '" + cache + "'}\n"
+            "model: {hidden: [32], rank_out: 16, batch_norm: false}\n"
+            "train: {epochs: 1, top_n: 10, random_n: 10, dropout_p: 0, optimizer: adam, lr: 0.01, select_metric: recall@20, " + train + "}\n"
+            "eval: {ks: [5, 20]}\n",
+            "test config"),
+        dir, false);
+    return weights(dir + "/checkpoint.safetensors");
+  };
+  const auto big = run("big", "batch_size: 64");
+  const auto acc = run("acc", "batch_size: 32, accumulate: 2");
+  const auto small = run("small", "batch_size: 32");
+  double diff_acc = 0, diff_small = 0;
+  for (const auto& [k, t] : big) {
+    if (k.rfind("model.", 0) != 0) continue;
+    const auto x = t.to_vector(), y = acc.at(k).to_vector(), z = small.at(k).to_vector();
+    for (size_t i = 0; i < x.size(); ++i) {
+      diff_acc = std::max(diff_acc, std::abs(x[i] - y[i]));
+      diff_small = std::max(diff_small, std::abs(x[i] - z[i]));
+    }
+  }
+  EXPECT_LT(diff_acc, 1e-4);
+  EXPECT_GT(diff_small, 100 * diff_acc);  // the comparison can tell batch sizes apart
   fs::remove_all(tmp);
 }

@@ -437,3 +437,27 @@ TEST(OptimStateDict, LoadErrorsListEveryProblem) {
   expect_contains(error_of([&] { one.load_state_dict(std::map<std::string, Tensor>(good.begin(), good.end())); }),
                   {"group 0 has 2 parameters in the checkpoint, 1 here"});
 }
+
+// PerGroupLR: each group follows its own closed form (the fine-tuning setting: DropoutNet fixed,
+// BERT decaying); groups past the list keep their lr; a reload re-applies every group's lr.
+TEST(OptimScheduler, PerGroupSchedules) {
+  Tensor a = leaf({1}, {1}, DType::f32), b = leaf({1}, {1}, DType::f32), c = leaf({1}, {1}, DType::f32);
+  SGD opt(std::vector<ParamGroup>{{{a}, 1e-4, 0, {}}, {{b}, 1e-3, 0, {}}, {{c}, 0.5, 0, {}}}, {});
+  PerGroupLR s(opt, {[](int64_t) { return 1.0; },
+                     [](int64_t e) { return std::pow(0.9, static_cast<double>(e)); }});
+  for (int64_t e = 0; e < 6; ++e) {
+    const auto lrs = s.last_lrs();
+    EXPECT_EQ(lrs[0], 1e-4) << e;
+    EXPECT_NEAR(lrs[1], 1e-3 * std::pow(0.9, static_cast<double>(e)), 1e-18) << e;
+    EXPECT_EQ(lrs[2], 0.5) << e;
+    s.step();
+  }
+  const auto sd = s.state_dict();
+  SGD opt2(std::vector<ParamGroup>{{{a}, 1e-4, 0, {}}, {{b}, 1e-3, 0, {}}, {{c}, 0.5, 0, {}}}, {});
+  PerGroupLR s2(opt2, {[](int64_t) { return 1.0; },
+                       [](int64_t e) { return std::pow(0.9, static_cast<double>(e)); }});
+  s2.load_state_dict({sd.begin(), sd.end()});
+  EXPECT_EQ(s2.epoch(), 6);
+  EXPECT_EQ(opt2.param_groups()[1].lr, opt.param_groups()[1].lr);
+  EXPECT_THROW(PerGroupLR(opt2, {PerGroupLR::Factor()}), Error);
+}

@@ -558,3 +558,31 @@ TEST(DropoutNetSanity, FullDropoutLearnsColdItemsFromContent) {
   EXPECT_LT(cold_loss[1], 0.05 * variance) << "target mean square " << variance;
   EXPECT_GT(cold_loss[0], 5 * cold_loss[1]) << "without dropout " << cold_loss[0];
 }
+
+// use_pref = false (BERT -> Linear -> dot, Fig. 7): each side is its final module on the content
+// alone — the WMF inputs change nothing and a single final Linear gives x W^T + b.
+TEST(DropoutNet, ContentOnlySidesIgnoreWmfInputs) {
+  DropoutNetConfig c;
+  c.rank_in = 4;
+  c.user_content_dim = 3;
+  c.item_content_dim = 3;
+  c.use_pref = false;
+  c.final_hidden = {};
+  c.rank_out = 2;
+  c.batch_norm = false;
+  DropoutNet m(c);
+  const Tensor U = randn_t({5, 4}, 1), V = randn_t({5, 4}, 2), pU = randn_t({5, 3}, 3), pV = randn_t({5, 3}, 4);
+  const Tensor s1 = m.score(U, V, pU, pV), s2 = m.score(zeros({5, 4}), randn_t({5, 4}, 9), pU, pV);
+  EXPECT_EQ(s1.to_vector(), s2.to_vector());
+  // By hand from the two Linear layers' parameters (user_final.0, item_final.0).
+  std::map<std::string, Tensor> p;
+  for (const auto& [k, t] : m.named_parameters()) p[k] = t;
+  ASSERT_TRUE(p.count("user_final.0.weight") && p.count("item_final.0.weight")) << p.size();
+  NoGradGuard ng;
+  const Tensor u = matmul(pU, p["user_final.0.weight"].t()) + p["user_final.0.bias"];
+  const Tensor v = matmul(pV, p["item_final.0.weight"].t()) + p["item_final.0.bias"];
+  const auto want = sum(u * v, {1}).to_vector(), got = s1.to_vector();
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-6) << i;
+  c.use_user_content = false;
+  EXPECT_THROW(DropoutNet{c}, Error);  // nothing left on the user side
+}
