@@ -7,5 +7,6 @@ namespace dan::apps {
 int wmf_command(int argc, char** argv);
 int train_command(int argc, char** argv);
 int recommend_command(int argc, char** argv);
+int pretrain_mlm_command(int argc, char** argv);
 
 }  // namespace dan::apps

@@ -34,6 +34,10 @@ const char* kUsage =
     "                               run an experiment (see configs/README.md)\n"
     "  recommend --run RUN_DIR --like TITLE [--like TITLE ...] [--k 10]\n"
     "                               side-by-side WMF / item-kNN / DeepAniNet for a new user\n"
+    "  pretrain-mlm --out DIR [--data DIR] [--from MODEL_DIR] [--fields synopsis,reviews,\n"
+    "      recommendations] [--max-length 128] [--batch-size 16] [--steps 200] [--lr 5e-5]\n"
+    "      [--mask-prob 0.15] [--whole-word] [--heldout 0.02] [--eval-batches 8] [--seed 0]\n"
+    "                               masked-LM pre-training of a BERT encoder on the texts\n"
     "  config-doc                   the table of every config key (configs/README.md)\n";
 
 int info() {
@@ -62,6 +66,7 @@ int main(int argc, char** argv) {
     if (cmd == "wmf") return dan::apps::wmf_command(argc, argv);
     if (cmd == "train") return dan::apps::train_command(argc, argv);
     if (cmd == "recommend") return dan::apps::recommend_command(argc, argv);
+    if (cmd == "pretrain-mlm") return dan::apps::pretrain_mlm_command(argc, argv);
     if (cmd == "config-doc") {
       fmt::print("{}", dan::apps::train_schema().markdown());
       return 0;

@@ -137,6 +137,15 @@ class BertModel : public Module {
   Dense pooler_dense_;  // undefined tensors without a pooler
 };
 
+// The directory write behind save_pretrained (BertModel, BertForMaskedLM): config.json,
+// model.safetensors (metadata format "pt") and copies of `copy_files` (paths; vocab.txt, say)
+// go into `dir`.tmp-<pid>/, which is renamed to `dir`; into an existing directory each file is
+// renamed over the old one and other files stay. `who` prefixes errors.
+void write_pretrained_dir(const std::string& dir, const nlohmann::json& config,
+                          const NamedTensors& tensors,
+                          const std::vector<std::string>& copy_files = {},
+                          const std::string& who = "save_pretrained");
+
 // ---- sentence embeddings (sentence-transformers' Pooling / Normalize) ---------------------
 // h [B, T, H] -> h[:, 0].
 Tensor cls_pool(const Tensor& hidden);

@@ -113,6 +113,12 @@ std::shared_ptr<BertModel> BertModel::from_pretrained(const std::string& dir, Ge
 }
 
 void BertModel::save_pretrained(const std::string& dir) const {
+  write_pretrained_dir(dir, cfg_.to_json(), state_dict(), {}, "BertModel::save_pretrained");
+}
+
+void write_pretrained_dir(const std::string& dir, const nlohmann::json& config,
+                          const NamedTensors& tensors, const std::vector<std::string>& copy_files,
+                          const std::string& who) {
   const fs::path target(dir);
   if (target.has_parent_path()) fs::create_directories(target.parent_path());
   const fs::path tmp = fs::path(dir + fmt::format(".tmp-{}", getpid()));
@@ -120,26 +126,29 @@ void BertModel::save_pretrained(const std::string& dir) const {
   fs::create_directories(tmp);
   {
     std::ofstream f(tmp / "config.json");
-    f << cfg_.to_json().dump(2) << "\n";
-    DAN_CHECK(f.good(), "BertModel::save_pretrained: cannot write {}",
-              (tmp / "config.json").string());
+    f << config.dump(2) << "\n";
+    DAN_CHECK(f.good(), "{}: cannot write {}", who, (tmp / "config.json").string());
   }
-  save_safetensors((tmp / "model.safetensors").string(), state_dict(), {{"format", "pt"}});
+  save_safetensors((tmp / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  std::vector<std::string> names = {"config.json", "model.safetensors"};
   std::error_code ec;
+  for (const std::string& src : copy_files) {
+    const fs::path name = fs::path(src).filename();
+    fs::copy_file(src, tmp / name, fs::copy_options::overwrite_existing, ec);
+    DAN_CHECK(!ec, "{}: cannot copy {} into {}: {}", who, src, tmp.string(), ec.message());
+    names.push_back(name.string());
+  }
   if (!fs::exists(target)) {
     fs::rename(tmp, target, ec);
-    DAN_CHECK(!ec, "BertModel::save_pretrained: cannot rename {} to {}: {}", tmp.string(), dir,
-              ec.message());
+    DAN_CHECK(!ec, "{}: cannot rename {} to {}: {}", who, tmp.string(), dir, ec.message());
     return;
   }
   // An existing directory (with a vocab.txt, say) keeps its other files; each of ours
   // replaces the old one by a rename, so readers see either the old or the new file.
-  DAN_CHECK(fs::is_directory(target),
-            "BertModel::save_pretrained: {} exists and is not a directory", dir);
-  for (const char* name : {"config.json", "model.safetensors"}) {
+  DAN_CHECK(fs::is_directory(target), "{}: {} exists and is not a directory", who, dir);
+  for (const std::string& name : names) {
     fs::rename(tmp / name, target / name, ec);
-    DAN_CHECK(!ec, "BertModel::save_pretrained: cannot move {} into {}: {}", name, dir,
-              ec.message());
+    DAN_CHECK(!ec, "{}: cannot move {} into {}: {}", who, name, dir, ec.message());
   }
   fs::remove_all(tmp);
 }
