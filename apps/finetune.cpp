@@ -52,6 +52,7 @@ void TextInputs::to(Device d) {
   if (mean.defined()) mean = mean.to(d);
   if (scale.defined()) scale = scale.to(d);
   if (meta.defined()) meta = meta.to(d);
+  if (user_table.defined()) user_table = user_table.to(d);
 }
 
 std::shared_ptr<TextInputs> build_text_inputs(const recsys::Config& cfg, const Prepared& p) {
@@ -115,6 +116,7 @@ std::shared_ptr<TextInputs> build_text_inputs(const recsys::Config& cfg, const P
   in->anime_of_item = p.inter.train_items;
   in->user_content = cfg.get_bool("model.user_content");
   in->top_n = top_n;
+  in->user_grad = cfg.get_bool("features.bert.user_grad");
   if (in->user_content) in->user_top = top_rated(p.inter.fit_score, p.inter.train_items, top_n);
   return in;
 }
@@ -141,7 +143,7 @@ dropoutnet::Batch text_batch(TextInputs& in, const dropoutnet::Batch& b, const i
     DAN_CHECK(items[i] >= 0 && static_cast<size_t>(items[i]) < in.anime_of_item.size(),
               "text batch: item row {} outside [0, {})", items[i], in.anime_of_item.size());
     anime.push_back(in.anime_of_item[static_cast<size_t>(items[i])]);
-    if (in.user_content) {
+    if (in.user_content && in.user_grad) {
       DAN_CHECK(users[i] >= 0 && static_cast<size_t>(users[i]) < in.user_top.size(),
                 "text batch: user row {} outside [0, {})", users[i], in.user_top.size());
       const auto& top = in.user_top[static_cast<size_t>(users[i])];
@@ -159,7 +161,11 @@ dropoutnet::Batch text_batch(TextInputs& in, const dropoutnet::Batch& b, const i
   std::vector<int32_t> iv(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) iv[static_cast<size_t>(i)] = pos(in.anime_of_item[static_cast<size_t>(items[i])]);
   out.phiV = index_select(phi, from_vector(iv, {n}).to(phi.device()));
-  if (in.user_content) {
+  if (in.user_content && !in.user_grad) {
+    DAN_CHECK(in.user_table.defined(), "text batch: features.bert.user_grad = false needs the user table");
+    out.phiU = index_select(in.user_table, from_vector(std::vector<int32_t>(users, users + n), {n})
+                                               .to(in.user_table.device()));
+  } else if (in.user_content) {
     // φ^U = W φ with W[i, a] = 1/k over the k top anime of row i's user (a zero row for k = 0).
     std::vector<float> w(static_cast<size_t>(n * s), 0.0f);
     for (int64_t i = 0; i < n; ++i) {

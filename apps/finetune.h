@@ -32,6 +32,11 @@ struct TextInputs {
   std::vector<std::vector<int32_t>> user_top;  // per user: its top-N rated train anime
   bool user_content = true;
   int top_n = 0;                               // model.user_content_top_n
+  // features.bert.user_grad = false: φ^U comes from this [users, d] table (the content at the
+  // start of the epoch, no gradient) instead of encoding the users' anime at every step — a
+  // step then encodes only its items (about 1 + top_n times fewer texts).
+  bool user_grad = true;
+  Tensor user_table;
 
   // Content rows for `anime` (sorted, distinct) in the current grad and module mode.
   Tensor content(const std::vector<int32_t>& anime);

@@ -58,6 +58,8 @@ recsys::Schema train_schema() {
   s.add_bool("features.bert.normalize", true, "bert: L2-normalize each anime vector");
   s.add_int("features.bert.finetune_layers", 0,
             "bert: train the last K encoder layers inside DropoutNet (0 = static features)", nonneg);
+  s.add_bool("features.bert.user_grad", true,
+             "bert fine-tuning: phi^U encoded with gradient at every step (false: from the content at epoch start)");
   s.add_double("features.bert.lr", 1e-4, "bert fine-tuning: learning rate of the BERT layers", nonneg);
   s.add_double("features.bert.weight_decay", 0.0, "bert fine-tuning: weight decay of the BERT layers", nonneg);
   s.add_enum("features.bert.schedule", "constant", {"constant", "exponential", "linear"},

@@ -197,6 +197,9 @@ TrainOutcome run_training(const recsys::Config& cfg, const std::string& run_path
   const int64_t epochs = cfg.get_int("train.epochs");
   const int64_t every = cfg.get_int("run.checkpoint_every");
   recsys::Progress progress;
+  // features.bert.user_grad = false: φ^U from the content as of the epoch's start.
+  const bool user_table = model->text && model->text->user_content && !model->text->user_grad;
+  if (user_table && start_epoch < epochs) model->text->user_table = model_content(*model, p).phiU.to(dev);
   for (int64_t epoch = start_epoch; epoch < epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     const recsys::Pairs pairs = recsys::sample_epoch(p.U, p.V, scfg, static_cast<uint64_t>(epoch));
@@ -224,7 +227,8 @@ TrainOutcome run_training(const recsys::Config& cfg, const std::string& run_path
       er = dropoutnet::train_epoch(net, *opt, maker, pairs, batch, ep, on_batch);
     }
     sched->step();
-    const Content content = model_content(*model, p);  // the graph part once per epoch
+    const Content content = model_content(*model, p);  // the graph / BERT part once per epoch
+    if (user_table) model->text->user_table = content.phiU.to(dev);
     const double val_loss = dropoutnet::evaluate_loss(net, val_maker_for(content), val_pairs);
     const recsys::Metrics vm = recsys::evaluate(cold_scores(*model, p, cfg, p.split.val_items, content),
                                                 p.inter.val, none, ecfg);

@@ -111,14 +111,14 @@ TEST(Train, GraphAugmentedResumeIsBitIdentical) {
 namespace {
 
 dan::recsys::Config bert_config(const std::string& cache, const std::string& model_dir, int epochs,
-                                const std::string& train_extra = "") {
+                                const std::string& train_extra = "", const std::string& bert_extra = "") {
   return dan::recsys::load_config_string(
       dan::apps::train_schema(),
       "data: {dir: 'synthetic:3', synthetic_items: 120, synthetic_users: 150}\n"
       "wmf: {factors: 8, iterations: 4}\n"
       "features: {kind: bert, metadata: true, cache_dir: '" + cache + "',\n"
       "  bert: {model_dir: '" + model_dir + "', max_length: 12, batch_size: 16, finetune_layers: 1,\n"
-      "         lr: 0.001, schedule: exponential, gamma: 0.5}}\n"
+      "         lr: 0.001, schedule: exponential, gamma: 0.5" + bert_extra + "}}\n"
       "model: {hidden: [16], rank_out: 8, user_content_top_n: 3}\n"
       "train: {epochs: " + std::to_string(epochs) +
           ", batch_size: 32, sampling: threshold, threshold_lo: -0.05, threshold_hi: 0.05, pairs_per_epoch: 96,\n"
@@ -214,5 +214,36 @@ TEST(Train, GradientAccumulationEqualsTheLargerBatch) {
   }
   EXPECT_LT(diff_acc, 1e-4);
   EXPECT_GT(diff_small, 100 * diff_acc);  // the comparison can tell batch sizes apart
+  fs::remove_all(tmp);
+}
+
+// features.bert.user_grad = false: φ^U from the epoch-start content table; the item side still
+// trains the layer, and resuming rebuilds the table bit-identically.
+TEST(Train, BertFinetuneUserTableResumeIsBitIdentical) {
+  const fs::path tmp = fs::temp_directory_path() / ("dan_train_bert_ut_" + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  const std::string cache = (tmp / "cache").string();
+  const std::string model_dir = dan::testing::tiny_bert_dir("train_ut");
+  const std::string extra = ", user_grad: false";
+  const auto straight_dir = dan::recsys::RunDir::create(tmp.string(), "straight").path();
+  dan::apps::run_training(bert_config(cache, model_dir, 2, "", extra), straight_dir, false);
+  const auto resumed_dir = dan::recsys::RunDir::create(tmp.string(), "resumed").path();
+  dan::apps::run_training(bert_config(cache, model_dir, 1, "", extra), resumed_dir, false);
+  dan::apps::run_training(bert_config(cache, model_dir, 2, "", extra), resumed_dir, true);
+  const auto a = weights(straight_dir + "/checkpoint.safetensors");
+  const auto b = weights(resumed_dir + "/checkpoint.safetensors");
+  const auto with_grad_dir = dan::recsys::RunDir::create(tmp.string(), "with_grad").path();
+  dan::apps::run_training(bert_config(cache, model_dir, 2), with_grad_dir, false);
+  const auto c = weights(with_grad_dir + "/checkpoint.safetensors");
+  ASSERT_EQ(a.size(), b.size());
+  bool differs_from_user_grad = false;
+  for (const auto& [k, t] : a) {
+    const auto x = t.to_vector(), y = b.at(k).to_vector();
+    ASSERT_EQ(x.size(), y.size()) << k;
+    for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(x[i], y[i]) << k << "[" << i << "]";
+    if (k.rfind("bert.", 0) == 0 && c.count(k)) differs_from_user_grad |= c.at(k).to_vector() != x;
+  }
+  EXPECT_TRUE(differs_from_user_grad);  // the user side's gradient did reach the layer before
   fs::remove_all(tmp);
 }
