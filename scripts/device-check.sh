@@ -51,5 +51,11 @@ for b in build-gpu/bench/cuda/bench_attention_cuda build-gpu/bench/bench_attenti
   [[ -x "$b" ]] && timeout 60 "$b" --reps 5 && break
 done
 
+# BERT encoder (MiniLM, BERT-base; 32 x 128 and 8 x 512): forward and training-step tokens/s,
+# % of FP32 peak per attention variant; exits 1 if the CUDA forward differs from the CPU's.
+for b in build-gpu/bench/cuda/bench_bert_cuda build-gpu/bench/bench_bert_cuda; do
+  [[ -x "$b" ]] && timeout 60 "$b" --reps 5 && break
+done
+
 step "done: tests rc=$rc_tests, log $log"
 exit $rc_tests
