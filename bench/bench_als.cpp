@@ -15,20 +15,15 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <filesystem>
-#include <fstream>
-#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "bench/common.h"
 #include "core/serialize.h"
 #include "core/threads.h"
 #include "kernels/als.h"
@@ -39,38 +34,15 @@
 namespace {
 
 using dan::Tensor;
-using Clock = std::chrono::steady_clock;
-
-double median(std::vector<double> v) {
-  if (v.empty()) return NAN;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-// Process CPU time: summed over threads, and unaffected by time spent preempted, so on a busy
-// machine the 1-thread comparison stays meaningful.
-double process_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
+using dan::bench::Clock;
+using dan::bench::median;
+using dan::bench::process_cpu_s;
+using dan::bench::seconds_since;
 
 // Per-iteration CPU times without the first (which includes the fit's set-up) when there are
 // others.
 std::vector<double> tail(const std::vector<double>& v) {
   return v.size() > 1 ? std::vector<double>(v.begin() + 1, v.end()) : v;
-}
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-std::string load_average() {
-  std::ifstream f("/proc/loadavg");
-  std::string a, b, c;
-  if (!(f >> a >> b >> c)) return "unknown";
-  return a + " " + b + " " + c;
 }
 
 struct Options {
@@ -106,8 +78,7 @@ std::vector<int64_t> parse_list(const std::string& s) {
 
 Options parse(int argc, char** argv) {
   Options o;
-  const char* env = std::getenv("DAN_IMPLICIT_PYTHON");
-  o.python = env != nullptr && *env != '\0' ? env : "/tmp/implicitvenv/bin/python";
+  o.python = dan::bench::env_or("DAN_IMPLICIT_PYTHON", "/tmp/implicitvenv/bin/python");
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (i + 1 >= argc) usage(argv[0]);
@@ -176,44 +147,11 @@ dan::recsys::Csr mal2023(const std::string& dir, double alpha) {
 
 // ---- the reference ----------------------------------------------------------------------------
 
-struct PeerResult {
-  bool ok = false;
-  std::string error;
-  nlohmann::json j;
-};
-
-PeerResult run_implicit(const Options& o, const std::string& input, int threads) {
-  PeerResult r;
-  const std::string cmd = fmt::format(
+dan::bench::PeerResult run_implicit(const Options& o, const std::string& input, int threads) {
+  return dan::bench::run_peer(fmt::format(
       "OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS={0} '{1}' '{2}' --input '{3}' --iters {4} "
       "--cg-steps {5} --threads {0} --reg {6} 2>&1",
-      threads, o.python, o.script, input, o.iters, o.cg_steps, o.reg);
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) {
-    r.error = fmt::format("could not start `{}`", cmd);
-    return r;
-  }
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (fgets(buf.data(), static_cast<int>(buf.size()), pipe) != nullptr) out += buf.data();
-  const int status = pclose(pipe);
-  size_t pos = std::string::npos, from = 0;  // the JSON is the last line starting with '{'
-  while (from < out.size()) {
-    const size_t eol = out.find('\n', from);
-    if (out[from] == '{') pos = from;
-    from = (eol == std::string::npos ? out.size() : eol) + 1;
-  }
-  if (pos != std::string::npos) {
-    r.j = nlohmann::json::parse(out.substr(pos, out.find('\n', pos) - pos), nullptr, false);
-  }
-  if (r.j.is_discarded() || !r.j.is_object()) {
-    r.error = fmt::format("`{}` exited with status {} and printed no result:\n{}", cmd, status, out);
-  } else if (r.j.contains("error")) {
-    r.error = r.j["error"].get<std::string>();
-  } else {
-    r.ok = true;
-  }
-  return r;
+      threads, o.python, o.script, input, o.iters, o.cg_steps, o.reg));
 }
 
 struct Row {
@@ -246,11 +184,11 @@ Row run_one(const Options& o, const std::string& name, const dan::recsys::Csr& C
               {"V0", init.V}});
 
   cfg.iterations = o.iters;
-  std::vector<double> cpu = {process_cpu_seconds()};
+  std::vector<double> cpu = {process_cpu_s()};
   const auto t0 = Clock::now();
   const dan::wmf::AlsResult r = dan::wmf::fit_als(
       C, cfg, init.U, init.V,
-      [&](const dan::wmf::IterationStats&) { cpu.push_back(process_cpu_seconds()); });
+      [&](const dan::wmf::IterationStats&) { cpu.push_back(process_cpu_s()); });
   const double fit_s = seconds_since(t0);
   std::vector<double> secs, cpu_secs;
   for (const auto& h : r.history) secs.push_back(h.seconds);
@@ -259,7 +197,7 @@ Row run_one(const Options& o, const std::string& name, const dan::recsys::Csr& C
   row.ours_cpu = median(tail(cpu_secs));
   row.loss_ours = dan::wmf::als_loss(C, r.U, r.V, o.reg);
 
-  const PeerResult peer = run_implicit(o, input, threads);
+  const dan::bench::PeerResult peer = run_implicit(o, input, threads);
   std::filesystem::remove(input);
   fmt::print("  {:<9} f={:<4} ours     wall s/iter: ", name, f);
   for (double s : secs) fmt::print("{:.3f} ", s);
@@ -290,14 +228,14 @@ Row run_one(const Options& o, const std::string& name, const dan::recsys::Csr& C
 
 int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
-  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int cores = dan::bench::hardware_cores();
   const int threads = o.threads > 0 ? o.threads : cores;
   dan::set_num_threads(threads);
   fmt::print("bench_als: implicit ALS (CG, {} steps) seconds per iteration, ours vs implicit\n",
              o.cg_steps);
   fmt::print("machine cores: {}   load average: {}   threads: {} (ours: DAN_NUM_THREADS; "
              "implicit: num_threads, OPENBLAS_NUM_THREADS=1)\n",
-             cores, load_average(), threads);
+             cores, dan::bench::load_average(), threads);
   fmt::print("reg {}, alpha {}, {} iterations from identical initial factors; CPU path: {}\n",
              o.reg, o.alpha, o.iters, dan::kernels::cpu::als_uses_simd() ? "AVX2+FMA" : "portable");
   fmt::print("reference: {} {}\n\n", o.python, o.script);

@@ -9,16 +9,14 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "bench/common.h"
 #include "core/threads.h"
 #include "kernels/kernels.h"
 
@@ -26,13 +24,9 @@ namespace {
 
 using dan::Tensor;
 namespace k = dan::kernels;
-using Clock = std::chrono::steady_clock;
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+using dan::bench::Clock;
+using dan::bench::median;
+using dan::bench::seconds_since;
 
 // Median seconds of fn() after two warm-up calls; stops at max_reps or once budget_s is spent.
 double time_median(const std::function<void()>& fn, int max_reps, double budget_s) {
@@ -43,8 +37,8 @@ double time_median(const std::function<void()>& fn, int max_reps, double budget_
   for (int r = 0; r < max_reps; ++r) {
     const auto t0 = Clock::now();
     fn();
-    t.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-    if (r >= 4 && std::chrono::duration<double>(Clock::now() - start).count() > budget_s) break;
+    t.push_back(seconds_since(t0));
+    if (r >= 4 && seconds_since(start) > budget_s) break;
   }
   return median(t);
 }
@@ -92,27 +86,11 @@ struct Row {
   std::function<void()> fn;
 };
 
-std::string load_average() {
-  std::ifstream f("/proc/loadavg");
-  std::string a, b, c;
-  if (!(f >> a >> b >> c)) return "unknown";
-  return a + " " + b + " " + c;
-}
-
-std::vector<int> parse_threads(int argc, char** argv, int cores) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], "--threads") == 0) return {std::max(1, std::atoi(argv[i + 1]))};
-  }
-  std::vector<int> t = {1};
-  if (cores > 1) t.push_back(cores);
-  return t;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  const std::vector<int> threads = parse_threads(argc, argv, cores);
+  const int cores = dan::bench::hardware_cores();
+  const std::vector<int> threads = dan::bench::thread_counts_from_args(argc, argv, cores);
   constexpr double f = sizeof(float);
 
   std::vector<Row> rows;
@@ -145,7 +123,7 @@ int main(int argc, char** argv) {
   }
 
   fmt::print("bench_bandwidth: memory-bound kernels vs memcpy of the same byte count\n");
-  fmt::print("machine cores: {}   load average: {}\n", cores, load_average());
+  fmt::print("machine cores: {}   load average: {}\n", cores, dan::bench::load_average());
   fmt::print("GB/s = (bytes read + bytes written) / median time; memcpy moves the same total\n"
              "(half read, half written) with the same thread count; 'fresh' allocates its\n"
              "destination every call, as our kernels do for their outputs.\n");

@@ -12,20 +12,18 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "bench/bert_inputs.h"
+#include "bench/common.h"
 #include "core/serialize.h"
 #include "core/threads.h"
 #include "models/bert/bert.h"
@@ -36,13 +34,9 @@ namespace {
 using dan::Tensor;
 namespace bert = dan::bert;
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
-
-double process_cpu_s() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
+using dan::bench::median_high;
+using dan::bench::PeerResult;
+using Timing = dan::bench::WallCpu;  // medians, seconds
 
 struct Options {
   std::vector<int> threads;  // empty: 1 and all cores
@@ -111,73 +105,17 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-std::string load_average() {
-  std::ifstream f("/proc/loadavg");
-  std::string a, b, c;
-  if (!(f >> a >> b >> c)) return "unknown";
-  return a + " " + b + " " + c;
-}
-
-struct Timing {
-  double wall = 0, cpu = 0;  // medians, seconds
-};
-
 // Median wall and process-CPU time of f() over `n` runs after one warm-up run.
 Timing time_it(int n, const std::function<void()>& f) {
-  f();
-  std::vector<double> w, c;
-  for (int i = 0; i < n; ++i) {
-    const double c0 = process_cpu_s();
-    const auto t0 = Clock::now();
-    f();
-    w.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-    c.push_back(process_cpu_s() - c0);
-  }
-  std::sort(w.begin(), w.end());
-  std::sort(c.begin(), c.end());
-  return {w[w.size() / 2], c[c.size() / 2]};
+  return dan::bench::time_wall_cpu(1, n, f, median_high);
 }
 
-struct Peer {
-  bool ok = false;
-  std::string error;
-  nlohmann::json j;
-};
-
-Peer run_peer(const Options& o, const std::string& python, const std::string& file,
-              const std::string& model_dir, int threads) {
-  Peer r;
-  const std::string cmd = fmt::format(
-      "OMP_NUM_THREADS={0} MKL_NUM_THREADS={0} OPENBLAS_NUM_THREADS={0} '{1}' '{2}' '{3}' "
-      "--model-dir '{4}' --threads {0} --repeats {5} --impl {6}{7} 2>&1",
-      threads, python, o.script, file, model_dir, o.repeats, o.impl, o.train ? "" : " --no-train");
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) {
-    r.error = fmt::format("could not start `{}`", cmd);
-    return r;
-  }
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (fgets(buf.data(), static_cast<int>(buf.size()), pipe) != nullptr) out += buf.data();
-  const int status = pclose(pipe);
-  size_t pos = std::string::npos, from = 0;
-  while (from < out.size()) {
-    const size_t eol = out.find('\n', from);
-    if (out[from] == '{') pos = from;
-    from = (eol == std::string::npos ? out.size() : eol) + 1;
-  }
-  if (pos != std::string::npos) {
-    r.j = nlohmann::json::parse(out.substr(pos, out.find('\n', pos) - pos), nullptr, false);
-  }
-  if (r.j.is_discarded() || !r.j.is_object()) {
-    r.error =
-        fmt::format("`{}` exited with status {} and printed no result:\n{}", cmd, status, out);
-  } else if (r.j.contains("error")) {
-    r.error = r.j["error"].get<std::string>();
-  } else {
-    r.ok = true;
-  }
-  return r;
+PeerResult run_peer(const Options& o, const std::string& python, const std::string& file,
+                    const std::string& model_dir, int threads) {
+  return dan::bench::run_peer(fmt::format(
+      "{0} '{1}' '{2}' '{3}' --model-dir '{4}' --threads {5} --repeats {6} --impl {7}{8} 2>&1",
+      dan::bench::peer_thread_env(threads), python, o.script, file, model_dir, threads, o.repeats,
+      o.impl, o.train ? "" : " --no-train"));
 }
 
 }  // namespace
@@ -185,18 +123,16 @@ Peer run_peer(const Options& o, const std::string& python, const std::string& fi
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress shows in a log as it happens
   Options o = parse(argc, argv);
-  if (o.threads.empty()) {
-    o.threads = {1};
-    const int all = static_cast<int>(std::thread::hardware_concurrency());
-    if (all > 1) o.threads.push_back(all);
-  }
+  if (o.threads.empty())
+    o.threads =
+        dan::bench::default_thread_counts(static_cast<int>(std::thread::hardware_concurrency()));
   std::string python = o.python;
   if (python.empty())
     python = fs::exists("/tmp/hfvenv/bin/python") ? "/tmp/hfvenv/bin/python" : "/usr/bin/python3";
 
   fmt::print("bench_bert: BERT encoder, ours vs PyTorch\n");
   fmt::print("machine cores: {}   load average: {}\n", std::thread::hardware_concurrency(),
-             load_average());
+             dan::bench::load_average());
 
   // The model: MiniLM's weights, or random ones of its shape saved for the peer.
   const std::string tmp_dir = fmt::format("/tmp/bench_bert_{}", getpid());
@@ -206,12 +142,8 @@ int main(int argc, char** argv) {
   std::shared_ptr<bert::BertModel> model;
   dan::Generator gen(11);
   if (model_dir == "random") {
-    bert::BertConfig cfg;  // all-MiniLM-L6-v2's shape
-    cfg.hidden_size = 384;
-    cfg.num_hidden_layers = 6;
-    cfg.num_attention_heads = 12;
-    cfg.intermediate_size = 1536;
-    model = std::make_shared<bert::BertModel>(cfg, true, gen);
+    model =
+        std::make_shared<bert::BertModel>(dan::bench::bert_config(dan::bench::kMiniLM), true, gen);
     model_dir = tmp_dir + "/random-minilm-shape";
     model->save_pretrained(model_dir);
     fmt::print("weights: random (HF init) with all-MiniLM-L6-v2's shape, saved to {}\n", model_dir);
@@ -227,31 +159,25 @@ int main(int argc, char** argv) {
   // Inputs: ids in [1000, vocab) (no special tokens needed for timing), lengths all T, or
   // uniform in [T/4, T] with --padded; the loss weights of the training step.
   const int64_t B = o.batch, T = o.seq;
-  std::vector<int64_t> ids(static_cast<size_t>(B * T)), mask(static_cast<size_t>(B * T));
   uint64_t s = 0x9E3779B97F4A7C15ull;
   auto next = [&]() {
+    const uint64_t z = dan::bench::splitmix64(s);
     s += 0x9E3779B97F4A7C15ull;
-    uint64_t z = s;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return z;
   };
-  int64_t tokens = 0;
-  for (int64_t b = 0; b < B; ++b) {
-    const int64_t len =
-        o.padded ? T / 4 + static_cast<int64_t>(next() % static_cast<uint64_t>(T - T / 4 + 1)) : T;
-    tokens += len;
-    for (int64_t t = 0; t < T; ++t) {
-      const size_t i = static_cast<size_t>(b * T + t);
-      mask[i] = t < len ? 1 : 0;
-      ids[i] =
-          t < len
-              ? 1000 + static_cast<int64_t>(next() % static_cast<uint64_t>(cfg.vocab_size - 1000))
-              : 0;
-    }
-  }
-  const Tensor input_ids = dan::from_vector(ids, {B, T});
-  const Tensor attention_mask = dan::from_vector(mask, {B, T});
+  const dan::bench::TokenBatch batch = dan::bench::make_token_batch(
+      B, T,
+      [&](int64_t) {
+        return o.padded
+                   ? T / 4 + static_cast<int64_t>(next() % static_cast<uint64_t>(T - T / 4 + 1))
+                   : T;
+      },
+      [&] {
+        return 1000 + static_cast<int64_t>(next() % static_cast<uint64_t>(cfg.vocab_size - 1000));
+      });
+  const int64_t tokens = batch.tokens;
+  const Tensor input_ids = batch.ids_tensor();
+  const Tensor attention_mask = batch.mask_tensor();
   dan::Generator wgen(12);
   const Tensor loss_weight = dan::randn({B, T, cfg.hidden_size}, wgen);
   fmt::print(
@@ -282,7 +208,7 @@ int main(int argc, char** argv) {
     };
     std::vector<Row> rows(kinds.size());
     std::vector<nlohmann::json> peer_rounds;
-    Peer peer;
+    PeerResult peer;
     for (int round = 0; round < o.rounds; ++round) {
       for (size_t ki = 0; ki < kinds.size(); ++ki) {
         const bert::Kernels k = kinds[ki];
@@ -312,23 +238,18 @@ int main(int argc, char** argv) {
         peer_rounds.push_back(peer.j);
       }
     }
-    auto med = [](std::vector<double> v) {
-      if (v.empty()) return 0.0;
-      std::sort(v.begin(), v.end());
-      return v[v.size() / 2];
-    };
     auto med_t = [&](const std::vector<Timing>& ts) {
       std::vector<double> w, c;
       for (const Timing& t : ts) {
         w.push_back(t.wall);
         c.push_back(t.cpu);
       }
-      return Timing{med(w), med(c)};
+      return Timing{median_high(w), median_high(c)};
     };
     auto med_j = [&](const char* key) {
       std::vector<double> v;
       for (const auto& j : peer_rounds) v.push_back(j[key].get<double>());
-      return med(v);
+      return median_high(v);
     };
     fmt::print("  ({} rounds; each: median of {} runs after a warm-up)\n", o.rounds, o.repeats);
     fmt::print("  {:<44} {:>10} {:>10} {:>12} {:>12}\n", "", "fwd wall", "fwd CPU", "train wall",

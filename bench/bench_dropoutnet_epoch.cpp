@@ -12,17 +12,14 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
-#include <fstream>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "bench/common.h"
 #include "core/serialize.h"
 #include "core/threads.h"
 #include "layers/optim/sgd.h"
@@ -33,17 +30,9 @@ namespace {
 
 using dan::Tensor;
 namespace dn = dan::dropoutnet;
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-double process_cpu_s() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
+using dan::bench::Clock;
+using dan::bench::process_cpu_s;
+using dan::bench::seconds_since;
 
 struct Options {
   int threads = 0;  // 0: dan::num_threads() (DAN_NUM_THREADS or all cores)
@@ -173,55 +162,16 @@ Data make_data(const Options& o) {
   return d;
 }
 
-struct TorchResult {
-  bool ok = false;
-  std::string error;
-  nlohmann::json j;
-};
-
-TorchResult run_torch(const Options& o, const std::string& file, int threads, int64_t batches) {
-  TorchResult r;
+dan::bench::PeerResult run_torch(const Options& o, const std::string& file, int threads,
+                                 int64_t batches) {
   std::string hidden;
   for (size_t i = 0; i < o.hidden.size(); ++i)
     hidden += (i ? "," : "") + std::to_string(o.hidden[i]);
-  const std::string cmd = fmt::format(
-      "OMP_NUM_THREADS={0} MKL_NUM_THREADS={0} OPENBLAS_NUM_THREADS={0} '{1}' '{2}' '{3}' "
-      "--threads {0} --batch {4} --batches {5} --hidden '{6}' --lr {7} --momentum {8} 2>&1",
-      threads, o.python, o.script, file, o.batch, batches, hidden, o.lr, o.momentum);
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) {
-    r.error = fmt::format("could not start `{}`", cmd);
-    return r;
-  }
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (fgets(buf.data(), static_cast<int>(buf.size()), pipe) != nullptr) out += buf.data();
-  const int status = pclose(pipe);
-  size_t pos = std::string::npos, from = 0;
-  while (from < out.size()) {
-    const size_t eol = out.find('\n', from);
-    if (out[from] == '{') pos = from;
-    from = (eol == std::string::npos ? out.size() : eol) + 1;
-  }
-  if (pos != std::string::npos) {
-    r.j = nlohmann::json::parse(out.substr(pos, out.find('\n', pos) - pos), nullptr, false);
-  }
-  if (r.j.is_discarded() || !r.j.is_object()) {
-    r.error =
-        fmt::format("`{}` exited with status {} and printed no result:\n{}", cmd, status, out);
-  } else if (r.j.contains("error")) {
-    r.error = r.j["error"].get<std::string>();
-  } else {
-    r.ok = true;
-  }
-  return r;
-}
-
-std::string load_average() {
-  std::ifstream f("/proc/loadavg");
-  std::string a, b, c;
-  if (!(f >> a >> b >> c)) return "unknown";
-  return a + " " + b + " " + c;
+  return dan::bench::run_peer(fmt::format(
+      "{0} '{1}' '{2}' '{3}' --threads {4} --batch {5} --batches {6} --hidden '{7}' --lr {8} "
+      "--momentum {9} 2>&1",
+      dan::bench::peer_thread_env(threads), o.python, o.script, file, threads, o.batch, batches,
+      hidden, o.lr, o.momentum));
 }
 
 }  // namespace
@@ -232,7 +182,7 @@ int main(int argc, char** argv) {
   const int threads = dan::num_threads();
   fmt::print("bench_dropoutnet_epoch: one DropoutNet training epoch, ours vs PyTorch\n");
   fmt::print("machine cores: {}   load average: {}   threads: {} (both sides)\n",
-             std::thread::hardware_concurrency(), load_average(), threads);
+             std::thread::hardware_concurrency(), dan::bench::load_average(), threads);
 
   auto t0 = Clock::now();
   const Data data = make_data(o);
@@ -336,7 +286,7 @@ int main(int argc, char** argv) {
   double mean = 0;
   for (double l : losses) mean += l / static_cast<double>(losses.size());
 
-  const TorchResult torch = run_torch(o, file, threads, nb);
+  const dan::bench::PeerResult torch = run_torch(o, file, threads, nb);
   if (o.keep_file.empty()) std::remove(file.c_str());
 
   fmt::print("\n  {:<26} {:>10} {:>10}\n", "", "ours", "pytorch");

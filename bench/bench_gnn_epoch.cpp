@@ -13,21 +13,17 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
-#include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <numeric>
 #include <string>
-#include <thread>
+#include <utility>
 #include <vector>
 
 #include "autograd/ops.h"
+#include "bench/common.h"
 #include "core/sparse.h"
 #include "core/threads.h"
 #include "layers/gcn.h"
@@ -39,60 +35,11 @@ namespace {
 
 using dan::SparseCsr;
 using dan::Tensor;
-using Clock = std::chrono::steady_clock;
+using dan::bench::Clock;
+using dan::bench::det_uniform;  // the reference draws the same values
+using dan::bench::median;
+using dan::bench::process_cpu_ms;
 namespace fs = std::filesystem;
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-double process_cpu_ms() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) * 1e-6;
-}
-
-uint64_t splitmix(uint64_t z) {
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-// splitmix64(seed << 32 | i) -> top 24 bits -> lo + (hi - lo) u (the reference does the same).
-Tensor det_uniform(const dan::Shape& shape, uint64_t seed, double lo, double hi) {
-  Tensor t = dan::raw::empty(shape, dan::DType::f32);
-  float* p = t.data<float>();
-  const int64_t n = t.numel();
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const double u =
-        static_cast<double>(splitmix((seed << 32) + static_cast<uint64_t>(i)) >> 40) / 16777216.0;
-    p[i] = static_cast<float>(lo + (hi - lo) * u);
-  }
-  return t;
-}
-
-// The power-law generator of bench_spmm: endpoints floor(N u^2), scattered by a bijection.
-void power_law(int64_t nodes, int64_t edges, std::vector<int32_t>& src, std::vector<int32_t>& dst) {
-  uint64_t mult = 2654435761ull % static_cast<uint64_t>(nodes);
-  while (std::gcd(mult, static_cast<uint64_t>(nodes)) != 1) ++mult;
-  src.resize(edges);
-  dst.resize(edges);
-  auto draw = [&](uint64_t key) {
-    const double u = static_cast<double>(splitmix(key) >> 11) / 9007199254740992.0;
-    const auto i = static_cast<uint64_t>(static_cast<double>(nodes) * u * u);
-    return static_cast<int32_t>((std::min<uint64_t>(i, nodes - 1) * mult) %
-                                static_cast<uint64_t>(nodes));
-  };
-#pragma omp parallel for schedule(static)
-  for (int64_t e = 0; e < edges; ++e) {
-    src[e] = draw((uint64_t{1} << 40) + 2 * static_cast<uint64_t>(e));
-    dst[e] = draw((uint64_t{1} << 40) + 2 * static_cast<uint64_t>(e) + 1);
-  }
-}
 
 struct Config {
   int64_t nodes = 200000, edges = 2000000, features = 64, hidden = 64, classes = 16, edge_dim = 8;
@@ -170,7 +117,7 @@ Result run_epochs(int warmup, int epochs, const Step& step) {
     const double c0 = process_cpu_ms();
     const auto t0 = Clock::now();
     const double loss = step();
-    const double w = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    const double w = dan::bench::ms_since(t0);
     if (e == 0) r.loss_first = loss;
     r.loss_last = loss;
     if (e < warmup) continue;
@@ -182,49 +129,19 @@ Result run_epochs(int warmup, int epochs, const Step& step) {
   return r;
 }
 
-std::string load_average() {
-  std::ifstream f("/proc/loadavg");
-  std::string a, b, c;
-  if (!(f >> a >> b >> c)) return "unknown";
-  return a + " " + b + " " + c;
-}
-
 nlohmann::json run_torch(const std::string& python, const std::string& script, int threads,
                          const fs::path& edges, const Config& c, int warmup, int epochs,
                          const std::string& models, std::string* error) {
-  const std::string cmd = fmt::format(
-      "OMP_NUM_THREADS={0} MKL_NUM_THREADS={0} OPENBLAS_NUM_THREADS={0} '{1}' '{2}' --threads {0} "
-      "--edges-file '{3}' --features {4} --hidden {5} --classes {6} --edge-dim {7} --lr {8} "
-      "--warmup {9} --epochs {10} --models {11} 2>&1",
-      threads, python, script, edges.string(), c.features, c.hidden, c.classes, c.edge_dim, c.lr,
-      warmup, epochs, models);
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) {
-    *error = "could not start " + cmd;
+  dan::bench::PeerResult r = dan::bench::run_peer(fmt::format(
+      "{0} '{1}' '{2}' --threads {3} --edges-file '{4}' --features {5} --hidden {6} --classes {7} "
+      "--edge-dim {8} --lr {9} --warmup {10} --epochs {11} --models {12} 2>&1",
+      dan::bench::peer_thread_env(threads), python, script, threads, edges.string(), c.features,
+      c.hidden, c.classes, c.edge_dim, c.lr, warmup, epochs, models));
+  if (!r.ok) {
+    *error = r.error;
     return {};
   }
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (fgets(buf.data(), static_cast<int>(buf.size()), pipe) != nullptr) out += buf.data();
-  const int status = pclose(pipe);
-  size_t pos = std::string::npos;
-  for (size_t from = 0; from < out.size();) {
-    const size_t eol = out.find('\n', from);
-    if (out[from] == '{') pos = from;
-    from = eol == std::string::npos ? out.size() : eol + 1;
-  }
-  nlohmann::json j;
-  if (pos != std::string::npos)
-    j = nlohmann::json::parse(out.substr(pos, out.find('\n', pos) - pos), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    *error = fmt::format("`{}` exited with status {} and printed no result:\n{}", cmd, status, out);
-    return {};
-  }
-  if (j.contains("error")) {
-    *error = j["error"].get<std::string>();
-    return {};
-  }
-  return j;
+  return std::move(r.j);
 }
 
 struct Options {
@@ -272,17 +189,14 @@ Options parse(int argc, char** argv, int cores) {
       std::exit(2);
     }
   }
-  if (o.threads.empty()) {
-    o.threads = {1};
-    if (cores > 1) o.threads.push_back(cores);
-  }
+  if (o.threads.empty()) o.threads = dan::bench::default_thread_counts(cores);
   return o;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int cores = dan::bench::hardware_cores();
   const Options opt = parse(argc, argv, cores);
   const Config& c = opt.cfg;
   fmt::print(
@@ -300,10 +214,10 @@ int main(int argc, char** argv) {
       "{1}->{1}->{2})\n",
       c.features, c.hidden, c.classes, c.edge_dim);
   fmt::print("machine cores: {}   load average: {}   warm-up {} epoch(s), median of {}\n", cores,
-             load_average(), opt.warmup, opt.epochs);
+             dan::bench::load_average(), opt.warmup, opt.epochs);
 
   std::vector<int32_t> src, dst;
-  power_law(c.nodes, c.edges, src, dst);
+  dan::bench::power_law_edges(c.nodes, c.edges, src, dst);
   const fs::path dir = fs::temp_directory_path() / fmt::format("bench_gnn_epoch_{}", ::getpid());
   fs::create_directories(dir);
   const fs::path file = dir / "edges.bin";
@@ -330,8 +244,9 @@ int main(int argc, char** argv) {
   const Tensor ea = det_uniform({c.edges, c.edge_dim}, 8, -1.0, 1.0);
   std::vector<int64_t> labels(c.nodes);
   for (int64_t i = 0; i < c.nodes; ++i) {
-    labels[i] = static_cast<int64_t>(splitmix((uint64_t{3} << 32) + static_cast<uint64_t>(i)) %
-                                     static_cast<uint64_t>(c.classes));
+    labels[i] = static_cast<int64_t>(
+        dan::bench::splitmix64((uint64_t{3} << 32) + static_cast<uint64_t>(i)) %
+        static_cast<uint64_t>(c.classes));
   }
   const Tensor y = dan::from_vector(labels, {c.nodes});
   std::string models = opt.gcn && opt.gine ? "gcn,gine" : opt.gcn ? "gcn" : "gine";

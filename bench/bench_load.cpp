@@ -10,59 +10,33 @@
 #pragma GCC diagnostic pop
 #include <unistd.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <filesystem>
 #include <functional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "bench/common.h"
 #include "recsys/dataset.h"
 #include "recsys/split.h"
 #include "recsys/synthetic.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 using namespace dan::recsys;
 
 constexpr const char* kFiles[] = {"anime.csv", "ratings.csv", "reviews.csv", "recommendations.csv",
                                   "rec_texts.csv"};
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-double cpu_seconds() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
-struct Timing {
-  double wall = 0, cpu = 0;  // medians, seconds
-};
+using Timing = dan::bench::WallCpu;  // medians, seconds
 
 // Medians of `reps` calls after one warm-up call. CPU time is reported too: on a busy machine
 // the wall time of this single-threaded code stretches with the load, its CPU time does not.
 Timing time_median(const std::function<void()>& fn, int reps) {
-  fn();
-  std::vector<double> wall, cpu;
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = Clock::now();
-    const double c0 = cpu_seconds();
-    fn();
-    cpu.push_back(cpu_seconds() - c0);
-    wall.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-  }
-  return {median(wall), median(cpu)};
+  return dan::bench::time_wall_cpu(1, reps, fn);
 }
 
 size_t read_all(const std::string& dir) {
@@ -114,10 +88,8 @@ double python_csv_seconds(const std::string& dir) {
 }  // namespace
 
 int main() {
-  double load_avg[3] = {0, 0, 0};
-  if (::getloadavg(load_avg, 3) < 0) load_avg[0] = -1;
   fmt::print("bench_load: {} cores, load average {:.2f} (single-threaded code)\n",
-             std::thread::hardware_concurrency(), load_avg[0]);
+             std::thread::hardware_concurrency(), dan::bench::load_average_1min());
 
   // The synthetic world needs no data.
   const Timing gen = time_median([] { (void)make_synthetic(); }, 3);

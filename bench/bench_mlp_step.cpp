@@ -9,20 +9,15 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <ctime>
-#include <fstream>
 #include <functional>
-#include <nlohmann/json.hpp>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "autograd/ops.h"
+#include "bench/common.h"
 #include "core/threads.h"
 #include "kernels/kernels.h"
 
@@ -30,45 +25,18 @@ namespace {
 
 using dan::Tensor;
 namespace k = dan::kernels;
-using Clock = std::chrono::steady_clock;
+using dan::bench::Clock;
+using dan::bench::median;
+using dan::bench::ms_since;
+using dan::bench::process_cpu_ms;
 
 constexpr int64_t kBatch = 1024;
 constexpr std::array<int64_t, 4> kDims = {500, 800, 400, 200};
 constexpr double kLr = 0.01, kMomentum = 0.9, kEps = 1e-5, kBnMomentum = 0.1;
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
-// CPU time of the whole process: at 1 thread it equals the wall time on an idle machine and
-// stays meaningful on a busy one (time spent preempted is not counted).
-double process_cpu_ms() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) * 1e-6;
-}
-
-// splitmix64(seed << 32 | i) -> top 24 bits -> lo + (hi - lo) * u: the same values the
-// reference script builds with NumPy, so both runs follow the same loss trajectory.
-Tensor det_uniform(const dan::Shape& shape, uint64_t seed, double lo, double hi) {
-  Tensor t = dan::raw::empty(shape, dan::DType::f32);
-  float* p = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) {
-    uint64_t z = (seed << 32) + static_cast<uint64_t>(i) + 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    const double u = static_cast<double>(z >> 40) / 16777216.0;
-    p[i] = static_cast<float>(lo + (hi - lo) * u);
-  }
-  return t;
-}
+// The reference script builds the same values with NumPy, so both runs follow the same loss
+// trajectory.
+using dan::bench::det_uniform;
 
 struct Mlp {
   std::array<Tensor, 3> w, b;        // Linear weight [out, in], bias [out]
@@ -184,16 +152,8 @@ struct Timing {
 };
 
 Timing time_median_ms(const std::function<void()>& fn, int reps) {
-  fn();
-  std::vector<double> wall, cpu;
-  for (int r = 0; r < reps; ++r) {
-    const double c0 = process_cpu_ms();
-    const auto t0 = Clock::now();
-    fn();
-    wall.push_back(ms_since(t0));
-    cpu.push_back(process_cpu_ms() - c0);
-  }
-  return {median(wall), median(cpu)};
+  const dan::bench::WallCpu t = dan::bench::time_wall_cpu(1, reps, fn);
+  return {1e3 * t.wall, 1e3 * t.cpu};
 }
 
 std::string shp(const Tensor& t) { return dan::shape_str(t.shape()); }
@@ -300,55 +260,11 @@ void kernel_breakdown(const OursResult& ours, int reps) {
 
 // ---- the PyTorch reference ----------------------------------------------------------------
 
-struct TorchResult {
-  bool ok = false;
-  std::string error;
-  nlohmann::json j;
-};
-
-TorchResult run_torch(const std::string& python, const std::string& script, int threads,
-                      int warmup, int steps) {
-  TorchResult r;
-  const std::string t = std::to_string(threads);
-  const std::string cmd = fmt::format(
-      "OMP_NUM_THREADS={0} MKL_NUM_THREADS={0} OPENBLAS_NUM_THREADS={0} '{1}' '{2}' "
-      "--threads {0} --steps {3} --warmup {4} 2>&1",
-      t, python, script, steps, warmup);
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) {
-    r.error = fmt::format("could not start `{}`", cmd);
-    return r;
-  }
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (fgets(buf.data(), static_cast<int>(buf.size()), pipe) != nullptr) out += buf.data();
-  const int status = pclose(pipe);
-  // The JSON is the last line that starts with '{'.
-  size_t pos = std::string::npos, from = 0;
-  while (from < out.size()) {
-    const size_t eol = out.find('\n', from);
-    const size_t end = eol == std::string::npos ? out.size() : eol;
-    if (out[from] == '{') pos = from;
-    from = end + 1;
-  }
-  if (pos != std::string::npos) {
-    r.j = nlohmann::json::parse(out.substr(pos, out.find('\n', pos) - pos), nullptr, false);
-  }
-  if (r.j.is_discarded() || !r.j.is_object()) {
-    r.error = fmt::format("`{}` exited with status {} and printed no result:\n{}", cmd, status, out);
-  } else if (r.j.contains("error")) {
-    r.error = r.j["error"].get<std::string>();
-  } else {
-    r.ok = true;
-  }
-  return r;
-}
-
-std::string load_average() {
-  std::ifstream f("/proc/loadavg");
-  std::string a, b, c;
-  if (!(f >> a >> b >> c)) return "unknown";
-  return a + " " + b + " " + c;
+dan::bench::PeerResult run_torch(const std::string& python, const std::string& script, int threads,
+                                 int warmup, int steps) {
+  return dan::bench::run_peer(
+      fmt::format("{0} '{1}' '{2}' --threads {3} --steps {4} --warmup {5} 2>&1",
+                  dan::bench::peer_thread_env(threads), python, script, threads, steps, warmup));
 }
 
 struct Options {
@@ -376,23 +292,20 @@ Options parse(int argc, char** argv, int cores) {
       std::exit(2);
     }
   }
-  if (o.threads.empty()) {
-    o.threads = {1};
-    if (cores > 1) o.threads.push_back(cores);
-  }
+  if (o.threads.empty()) o.threads = dan::bench::default_thread_counts(cores);
   return o;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int cores = dan::bench::hardware_cores();
   const Options opt = parse(argc, argv, cores);
   fmt::print("bench_mlp_step: DropoutNet-shaped MLP training step, ours vs PyTorch\n");
   fmt::print("batch {}, {}->{}->{}->{} (Linear->BatchNorm1d->tanh x2, Linear), MSE, SGD "
              "momentum {} lr {}\n", kBatch, kDims[0], kDims[1], kDims[2], kDims[3], kMomentum, kLr);
   fmt::print("machine cores: {}   load average: {}   warm-up {} steps, median of {} steps\n",
-             cores, load_average(), opt.warmup, opt.steps);
+             cores, dan::bench::load_average(), opt.warmup, opt.steps);
 
   const std::array<const char*, 4> names = {"zero_grad", "forward", "backward", "step"};
   for (int t : opt.threads) {
@@ -400,7 +313,8 @@ int main(int argc, char** argv) {
     fmt::print("\n== threads = {} (ours: OpenMP + OpenBLAS; torch: set_num_threads + "
                "OMP/MKL/OPENBLAS_NUM_THREADS) ==\n", dan::num_threads());
     const OursResult ours = run_ours(opt.warmup, opt.steps);
-    const TorchResult torch = run_torch(opt.python, opt.script, t, opt.warmup, opt.steps);
+    const dan::bench::PeerResult torch =
+        run_torch(opt.python, opt.script, t, opt.warmup, opt.steps);
 
     fmt::print("  {:<10} {:>10} {:>10}\n", "phase (ms)", "ours", "pytorch");
     for (size_t i = 0; i < 4; ++i) {

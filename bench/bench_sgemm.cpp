@@ -9,33 +9,21 @@
 #pragma GCC diagnostic pop
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "bench/common.h"
 #include "core/threads.h"
 #include "kernels/kernels.h"
 
 namespace {
 
 using dan::Tensor;
-using Clock = std::chrono::steady_clock;
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+using dan::bench::Clock;
+using dan::bench::median;
+using dan::bench::seconds_since;
 
 Tensor random_matrix(int64_t rows, int64_t cols, uint32_t seed) {
   Tensor t = dan::raw::empty({rows, cols}, dan::DType::f32);
@@ -132,27 +120,11 @@ Result run_case(const Case& c, int max_reps, double budget_s) {
   return {median(ours_t), median(direct_t), max_diff};
 }
 
-std::string load_average() {
-  std::ifstream f("/proc/loadavg");
-  std::string a, b, c;
-  if (!(f >> a >> b >> c)) return "unknown";
-  return a + " " + b + " " + c;
-}
-
-std::vector<int> parse_threads(int argc, char** argv, int cores) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], "--threads") == 0) return {std::max(1, std::atoi(argv[i + 1]))};
-  }
-  std::vector<int> t = {1};
-  if (cores > 1) t.push_back(cores);
-  return t;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  const std::vector<int> threads = parse_threads(argc, argv, cores);
+  const int cores = dan::bench::hardware_cores();
+  const std::vector<int> threads = dan::bench::thread_counts_from_args(argc, argv, cores);
 
   std::vector<Case> cases;
   for (int64_t s : {256, 512, 1024, 2048}) cases.push_back({fmt::format("square {}", s), s, s, s});
@@ -166,7 +138,8 @@ int main(int argc, char** argv) {
   cases.push_back({"strided A[:, ::2] @ B 1024 (copy)", 1024, 1024, 1024, false, false, true});
 
   fmt::print("bench_sgemm: kernels::matmul vs cblas_sgemm (OpenBLAS), f32, row-major\n");
-  fmt::print("machine cores: {}   load average: {}   thread counts: ", cores, load_average());
+  fmt::print("machine cores: {}   load average: {}   thread counts: ", cores,
+             dan::bench::load_average());
   for (int t : threads) fmt::print("{} ", t);
   fmt::print("\n(median of up to 20 alternating samples after warm-up; GFLOP/s = 2mnk/t)\n");
 

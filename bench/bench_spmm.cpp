@@ -14,21 +14,19 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <numeric>
 #include <sstream>
 #include <string>
-#include <thread>
+#include <utility>
 #include <vector>
 
 #include "autograd/grad_mode.h"
+#include "bench/common.h"
 #include "core/sparse.h"
 #include "core/threads.h"
 #include "kernels/sparse.h"
@@ -38,36 +36,8 @@ namespace {
 
 using dan::SparseCsr;
 using dan::Tensor;
-using Clock = std::chrono::steady_clock;
+using dan::bench::det_uniform;  // the reference script computes the same values
 namespace fs = std::filesystem;
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-uint64_t splitmix(uint64_t z) {
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-// splitmix64(seed << 32 | i) -> top 24 bits -> lo + (hi - lo) u; the reference script
-// computes the same values with NumPy.
-Tensor det_uniform(const dan::Shape& shape, uint64_t seed, double lo, double hi) {
-  Tensor t = dan::raw::empty(shape, dan::DType::f32);
-  float* p = t.data<float>();
-  const int64_t n = t.numel();
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const double u =
-        static_cast<double>(splitmix((seed << 32) + static_cast<uint64_t>(i)) >> 40) / 16777216.0;
-    p[i] = static_cast<float>(lo + (hi - lo) * u);
-  }
-  return t;
-}
 
 struct EdgeList {
   std::string name;
@@ -128,29 +98,13 @@ EdgeList read_recommendations(const std::string& path) {
   return g;
 }
 
-// Both endpoints drawn as floor(N u^2) (density ∝ i^-1/2: node degrees follow a power law with
-// a few hubs holding ~1e-3 of the edges each), then scattered by a multiplicative bijection
-// so that hubs are not neighbours in memory. Duplicates and self-loops are kept (coalesced by
-// both sides).
+// The power-law graph (dan::bench::power_law_edges): duplicates and self-loops are kept
+// (coalesced by both sides).
 EdgeList power_law(int64_t nodes, int64_t edges) {
-  uint64_t mult = 2654435761ull % static_cast<uint64_t>(nodes);
-  while (std::gcd(mult, static_cast<uint64_t>(nodes)) != 1) ++mult;
   EdgeList g;
   g.name = fmt::format("power-law {}k nodes {}M edges", nodes / 1000, edges / 1000000.0);
   g.nodes = nodes;
-  g.src.resize(edges);
-  g.dst.resize(edges);
-  auto draw = [&](uint64_t key) {
-    const double u = static_cast<double>(splitmix(key) >> 11) / 9007199254740992.0;
-    const auto i = static_cast<uint64_t>(static_cast<double>(nodes) * u * u);
-    return static_cast<int32_t>((std::min<uint64_t>(i, nodes - 1) * mult) %
-                                static_cast<uint64_t>(nodes));
-  };
-#pragma omp parallel for schedule(static)
-  for (int64_t e = 0; e < edges; ++e) {
-    g.src[e] = draw((uint64_t{1} << 40) + 2 * static_cast<uint64_t>(e));
-    g.dst[e] = draw((uint64_t{1} << 40) + 2 * static_cast<uint64_t>(e) + 1);
-  }
+  dan::bench::power_law_edges(nodes, edges, g.src, g.dst);
   return g;
 }
 
@@ -183,14 +137,6 @@ SparseCsr to_csr(const EdgeList& g) {
   return g.symmetrize ? a.symmetrize() : a;
 }
 
-// Process CPU time: at one thread it equals the wall time on an idle machine and stays
-// meaningful on a busy one (time spent preempted is not counted).
-double process_cpu_ms() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) * 1e-6;
-}
-
 struct Ms {
   double wall = 0, cpu = 0;  // medians over the repeats
 };
@@ -202,16 +148,8 @@ struct Timing {
 
 template <typename F>
 Ms time_ms(int warmup, int reps, const F& f) {
-  for (int i = 0; i < warmup; ++i) f();
-  std::vector<double> wall, cpu;
-  for (int i = 0; i < reps; ++i) {
-    const double c0 = process_cpu_ms();
-    const auto t0 = Clock::now();
-    f();
-    wall.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-    cpu.push_back(process_cpu_ms() - c0);
-  }
-  return {median(wall), median(cpu)};
+  const dan::bench::WallCpu t = dan::bench::time_wall_cpu(warmup, reps, f);
+  return {1e3 * t.wall, 1e3 * t.cpu};
 }
 
 double sum_of(const Tensor& t) {
@@ -231,13 +169,6 @@ Timing run_ours(const SparseCsr& a, const Tensor& x, int reps) {
   return r;
 }
 
-std::string load_average() {
-  std::ifstream f("/proc/loadavg");
-  std::string a, b, c;
-  if (!(f >> a >> b >> c)) return "unknown";
-  return a + " " + b + " " + c;
-}
-
 // graphs: (KEY:REPS, edge-list file) pairs.
 nlohmann::json run_torch(const std::string& python, const std::string& script, int threads,
                          const std::vector<std::pair<std::string, fs::path>>& graphs, int64_t F,
@@ -245,37 +176,14 @@ nlohmann::json run_torch(const std::string& python, const std::string& script, i
   std::string args;
   for (const auto& [key, path] : graphs)
     args += fmt::format(" --graph '{}={}'", key, path.string());
-  const std::string cmd = fmt::format(
-      "OMP_NUM_THREADS={0} MKL_NUM_THREADS={0} OPENBLAS_NUM_THREADS={0} '{1}' '{2}' --threads {0} "
-      "--features {3}{4} 2>&1",
-      threads, python, script, F, args);
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) {
-    *error = "could not start " + cmd;
+  dan::bench::PeerResult r = dan::bench::run_peer(
+      fmt::format("{0} '{1}' '{2}' --threads {3} --features {4}{5} 2>&1",
+                  dan::bench::peer_thread_env(threads), python, script, threads, F, args));
+  if (!r.ok) {
+    *error = r.error;
     return {};
   }
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (fgets(buf.data(), static_cast<int>(buf.size()), pipe) != nullptr) out += buf.data();
-  const int status = pclose(pipe);
-  size_t pos = std::string::npos;
-  for (size_t from = 0; from < out.size();) {
-    const size_t eol = out.find('\n', from);
-    if (out[from] == '{') pos = from;
-    from = eol == std::string::npos ? out.size() : eol + 1;
-  }
-  nlohmann::json j;
-  if (pos != std::string::npos)
-    j = nlohmann::json::parse(out.substr(pos, out.find('\n', pos) - pos), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    *error = fmt::format("`{}` exited with status {} and printed no result:\n{}", cmd, status, out);
-    return {};
-  }
-  if (j.contains("error")) {
-    *error = j["error"].get<std::string>();
-    return {};
-  }
-  return j;
+  return std::move(r.j);
 }
 
 struct Options {
@@ -322,20 +230,17 @@ Options parse(int argc, char** argv, int cores) {
       std::exit(2);
     }
   }
-  if (o.threads.empty()) {
-    o.threads = {1};
-    if (cores > 1) o.threads.push_back(cores);
-  }
+  if (o.threads.empty()) o.threads = dan::bench::default_thread_counts(cores);
   return o;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int cores = dan::bench::hardware_cores();
   const Options opt = parse(argc, argv, cores);
   fmt::print("bench_spmm: CSR SpMM, ours vs torch.sparse.mm (GFLOP/s = 2 nnz F / time)\n");
-  fmt::print("machine cores: {}   load average: {}   F = {}\n", cores, load_average(),
+  fmt::print("machine cores: {}   load average: {}   F = {}\n", cores, dan::bench::load_average(),
              opt.features);
 
   struct Graph {

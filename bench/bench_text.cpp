@@ -12,15 +12,13 @@
 
 #include <unistd.h>
 
-#include <chrono>
-#include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
 
+#include "bench/common.h"
 #include "core/threads.h"
 #include "models/text/corpus.h"
 #include "models/text/svd.h"
@@ -30,21 +28,17 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-// Process CPU seconds (all threads): on a shared machine the wall time of a stage includes
-// waiting for a core, its CPU time does not.
-double cpu_seconds() { return static_cast<double>(std::clock()) / CLOCKS_PER_SEC; }
+using dan::bench::Clock;
 
+// Wall and process-CPU seconds of a stage: on a shared machine the wall time of a stage
+// includes waiting for a core, its CPU time does not.
 struct Timer {
   Clock::time_point t0 = Clock::now();
-  double c0 = cpu_seconds();
+  double c0 = dan::bench::process_cpu_s();
   double wall = 0, cpu = 0;
   void stop() {
-    wall = seconds_since(t0);
-    cpu = cpu_seconds() - c0;
+    wall = dan::bench::seconds_since(t0);
+    cpu = dan::bench::process_cpu_s() - c0;
   }
   std::string str() const { return fmt::format("{:8.3f} s wall {:8.3f} s cpu", wall, cpu); }
 };
@@ -124,13 +118,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (threads > 0) dan::set_num_threads(threads);
-  double load[3] = {0, 0, 0};
-  if (std::FILE* f = std::fopen("/proc/loadavg", "r")) {
-    if (std::fscanf(f, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3) load[0] = -1;
-    std::fclose(f);
-  }
   fmt::print("bench_text: {} cores, load average {:.2f}, {} threads (word2vec: {})\n",
-             std::thread::hardware_concurrency(), load[0], dan::num_threads(), w2v_threads);
+             std::thread::hardware_concurrency(), dan::bench::load_average_1min(),
+             dan::num_threads(), w2v_threads);
 
   Timer t;
   const dan::recsys::Dataset ds = dan::recsys::load_dataset(data);

@@ -12,11 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
-#include <chrono>
-#include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -24,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/common.h"
 #include "core/threads.h"
 #include "models/bert/paths.h"
 #include "models/bert/tokenizer.h"
@@ -31,8 +28,8 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double cpu_seconds() { return static_cast<double>(std::clock()) / CLOCKS_PER_SEC; }
+using dan::bench::Clock;
+using dan::bench::process_cpu_s;
 
 struct Options {
   std::string data = dan::recsys::default_data_dir();
@@ -62,20 +59,18 @@ Timing time_ours(const dan::bert::WordPieceTokenizer& tok, const std::vector<std
   Timing t;
   for (int r = 0; r < o.repeats; ++r) {
     const auto w0 = Clock::now();
-    const double c0 = cpu_seconds();
+    const double c0 = process_cpu_s();
     const auto encs = tok.encode_each(texts, o.max_length);
-    walls.push_back(std::chrono::duration<double>(Clock::now() - w0).count());
-    cpus.push_back(cpu_seconds() - c0);
+    walls.push_back(dan::bench::seconds_since(w0));
+    cpus.push_back(process_cpu_s() - c0);
     t.tokens = t.id_sum = 0;
     for (const auto& e : encs) {
       t.tokens += e.size();
       for (int32_t id : e.ids) t.id_sum += id;
     }
   }
-  std::sort(walls.begin(), walls.end());
-  std::sort(cpus.begin(), cpus.end());
-  t.wall = walls[walls.size() / 2];
-  t.cpu = cpus[cpus.size() / 2];
+  t.wall = dan::bench::median_high(walls);
+  t.cpu = dan::bench::median_high(cpus);
   return t;
 }
 
@@ -85,23 +80,14 @@ nlohmann::json run_peer(const Options& o, const std::string& texts_json, int thr
       "RAYON_NUM_THREADS={0} '{1}' '{2}' --texts '{3}' --model-dir '{4}' --max-length {5} "
       "--repeats {6} 2>&1",
       threads, o.python, o.script, texts_json, o.model, o.max_length, o.repeats);
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return {{"error", "could not start: " + cmd}};
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (fgets(buf.data(), static_cast<int>(buf.size()), pipe) != nullptr) out += buf.data();
-  const int status = pclose(pipe);
-  // The result is the last line that starts with '{'.
-  size_t start = std::string::npos;
-  for (size_t p = 0; p < out.size();) {
-    if (out[p] == '{') start = p;
-    const size_t e = out.find('\n', p);
-    p = e == std::string::npos ? out.size() : e + 1;
-  }
-  if (status != 0 || start == std::string::npos)
-    return {{"error", fmt::format("exit {}: {}", status, out.substr(0, 400))}};
+  const dan::bench::CommandOutput r = dan::bench::run_command(cmd);
+  if (!r.started) return {{"error", "could not start: " + cmd}};
+  const std::string& out = r.text;
+  const std::string line = dan::bench::last_json_line(out);
+  if (r.status != 0 || line.empty())
+    return {{"error", fmt::format("exit {}: {}", r.status, out.substr(0, 400))}};
   try {
-    return nlohmann::json::parse(out.substr(start, out.find('\n', start) - start));
+    return nlohmann::json::parse(line);
   } catch (const std::exception&) {
     return {{"error", "unreadable output: " + out.substr(0, 400)}};
   }
@@ -111,10 +97,7 @@ nlohmann::json run_peer(const Options& o, const std::string& texts_json, int thr
 
 int main(int argc, char** argv) {
   Options o;
-  if (const char* env = std::getenv("DAN_TOKENIZERS_PYTHON"); env != nullptr && *env != '\0')
-    o.python = env;
-  else
-    o.python = "/tmp/tokvenv/bin/python";
+  o.python = dan::bench::env_or("DAN_TOKENIZERS_PYTHON", "/tmp/tokvenv/bin/python");
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (i + 1 >= argc) usage();
@@ -144,13 +127,9 @@ int main(int argc, char** argv) {
     fmt::print("bench_tokenizer: {}; skipped\n", dan::bert::missing_weights_hint(o.model));
     return 0;
   }
-  double load = -1;
-  if (std::FILE* f = std::fopen("/proc/loadavg", "r")) {
-    if (std::fscanf(f, "%lf", &load) != 1) load = -1;
-    std::fclose(f);
-  }
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
-  fmt::print("bench_tokenizer: {} cores, load average {:.2f}\n", cores, load);
+  fmt::print("bench_tokenizer: {} cores, load average {:.2f}\n", cores,
+             dan::bench::load_average_1min());
 
   dan::recsys::LoadOptions lo;
   lo.reviews = lo.recommendations = lo.rec_texts = false;
@@ -181,9 +160,8 @@ int main(int argc, char** argv) {
         o.python);
   }
 
-  std::vector<int> thread_counts =
-      o.threads > 0 ? std::vector<int>{o.threads} : std::vector<int>{1, std::max(1, cores)};
-  if (thread_counts.size() == 2 && thread_counts[1] == 1) thread_counts.pop_back();
+  const std::vector<int> thread_counts =
+      o.threads > 0 ? std::vector<int>{o.threads} : dan::bench::default_thread_counts(cores);
   const double mb = static_cast<double>(bytes) / 1e6;
   for (int t : thread_counts) {
     dan::set_num_threads(t);

@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "bench/common.h"
+#include "bench/cuda/timing.h"
 #include "core/cuda/check.h"
 #include "core/cuda/context.h"
 #include "core/cuda/runtime.h"
@@ -32,6 +34,8 @@ namespace {
 
 using dan::Tensor;
 namespace k = dan::kernels;
+using dan::bench::EventTimer;
+using dan::bench::median;
 
 constexpr int kDev = 0;
 constexpr int kCgSteps = 3;
@@ -169,37 +173,6 @@ k::CsrTensors upload(const Csr& c) {
   return t;
 }
 
-struct EventTimer {
-  cudaEvent_t start{}, stop{};
-  cudaStream_t stream = dan::cuda::current_stream(kDev);
-  EventTimer() {
-    DAN_CUDA_CHECK(cudaEventCreate(&start));
-    DAN_CUDA_CHECK(cudaEventCreate(&stop));
-  }
-  ~EventTimer() {
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-  }
-  EventTimer(const EventTimer&) = delete;
-  EventTimer& operator=(const EventTimer&) = delete;
-
-  double time_ms(const std::function<void()>& fn) {
-    DAN_CUDA_CHECK(cudaEventRecord(start, stream));
-    fn();
-    DAN_CUDA_CHECK(cudaEventRecord(stop, stream));
-    DAN_CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    DAN_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    return ms;
-  }
-};
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 Tensor uniform(int64_t rows, int64_t f, uint64_t seed) {
   Tensor t = dan::raw::empty({rows, f}, dan::DType::f32, dan::Device::cuda(kDev));
   k::uniform_(t, seed, 0, -0.1, 0.1);
@@ -250,7 +223,7 @@ void run(const Options& o) {
   fmt::print("GB/s of a CG half-step counts the gathers of an ideal kernel: (steps + 1) passes x "
              "nnz x (f floats of y_i + index + value)\n\n");
   const k::CsrTensors Cu = upload(users), Ci = upload(items);
-  EventTimer timer, inner;
+  EventTimer timer(kDev), inner(kDev);
 
   constexpr const char* kRow = "{:>7} {:<9} {:>12} {:>12} {:>12} {:>11} {:>8} {:>14}\n";
   fmt::print(kRow, "factors", "CG path", "iteration ms", "users CG ms", "items CG ms",

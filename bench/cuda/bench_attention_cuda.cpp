@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/cuda/timing.h"
 #include "core/cuda/check.h"
 #include "core/cuda/context.h"
 #include "core/cuda/runtime.h"
@@ -69,28 +70,11 @@ Inputs make_inputs(const Shape& s) {
   return in;
 }
 
-// Median ms of f over reps runs (after warmup), timed with events on the library's stream.
+// Median ms of f over reps runs (after 2 warm-up runs), timed with events on the library's
+// stream.
 template <typename F>
 double time_ms(const F& f, int reps) {
-  cudaStream_t st = dan::cuda::current_stream(kDev);
-  for (int i = 0; i < 2; ++i) f();
-  cudaEvent_t a, b;
-  DAN_CUDA_CHECK(cudaEventCreate(&a));
-  DAN_CUDA_CHECK(cudaEventCreate(&b));
-  std::vector<double> ms;
-  for (int r = 0; r < reps; ++r) {
-    DAN_CUDA_CHECK(cudaEventRecord(a, st));
-    f();
-    DAN_CUDA_CHECK(cudaEventRecord(b, st));
-    DAN_CUDA_CHECK(cudaEventSynchronize(b));
-    float t = 0;
-    DAN_CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
-    ms.push_back(t);
-  }
-  DAN_CUDA_CHECK(cudaEventDestroy(a));
-  DAN_CUDA_CHECK(cudaEventDestroy(b));
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  return dan::bench::event_median_ms(kDev, 2, reps, f);
 }
 
 double max_abs_diff(const Tensor& x, const Tensor& y) {

@@ -21,7 +21,9 @@
 #include <string>
 #include <vector>
 
-#include "core/cuda/check.h"
+#include "bench/bert_inputs.h"
+#include "bench/common.h"
+#include "bench/cuda/timing.h"
 #include "core/cuda/context.h"
 #include "core/cuda/runtime.h"
 #include "kernels/kernels.h"
@@ -31,7 +33,8 @@ namespace {
 
 using dan::Tensor;
 namespace bert = dan::bert;
-using Clock = std::chrono::steady_clock;
+using dan::bench::Clock;
+using ModelShape = dan::bench::BertShape;
 
 constexpr int kDev = 0;
 constexpr double kMaxDiff = 1e-3;
@@ -41,11 +44,6 @@ constexpr int kWarmup = 2;
 constexpr double kH100Fp32Tflops = 67.0;
 
 const char* const kAlgos[] = {"tiled", "naive", "materialized"};
-
-struct ModelShape {
-  std::string name;
-  int64_t layers, hidden, heads, inter;
-};
 
 struct Batch {
   int64_t B, T;
@@ -58,19 +56,10 @@ struct Options {
   bool check = true;
 };
 
-bert::BertConfig config_of(const ModelShape& m) {
-  bert::BertConfig cfg;  // vocab, positions, dropout 0.1 and GELU: HF's BERT defaults
-  cfg.num_hidden_layers = m.layers;
-  cfg.hidden_size = m.hidden;
-  cfg.num_attention_heads = m.heads;
-  cfg.intermediate_size = m.inter;
-  return cfg;
-}
-
 // The encoder without a pooler (the loss reads last_hidden_state only), drawn on the CPU with
 // HF's init. `gen` also draws the dropout masks later, so it must outlive the model.
 std::shared_ptr<bert::BertModel> make_model(const ModelShape& m, dan::Generator& gen) {
-  return std::make_shared<bert::BertModel>(config_of(m), false, gen);
+  return std::make_shared<bert::BertModel>(dan::bench::bert_config(m), false, gen);
 }
 
 // Token ids in [1000, vocab) (no special tokens are needed for timing), no padding; the mask
@@ -82,10 +71,9 @@ struct Inputs {
 Inputs make_inputs(const Batch& b, int64_t vocab, dan::Device dev, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_int_distribution<int64_t> tok(1000, vocab - 1);
-  std::vector<int64_t> ids(static_cast<size_t>(b.B * b.T));
-  for (int64_t& x : ids) x = tok(rng);
-  const std::vector<int64_t> mask(ids.size(), 1);
-  return {dan::from_vector(ids, {b.B, b.T}, dev), dan::from_vector(mask, {b.B, b.T}, dev)};
+  const dan::bench::TokenBatch tb = dan::bench::make_token_batch(
+      b.B, b.T, [&](int64_t) { return b.T; }, [&] { return tok(rng); });
+  return {tb.ids_tensor(dev), tb.mask_tensor(dev)};
 }
 
 // Median wall seconds of f over reps runs after kWarmup, the device drained before each clock
@@ -98,34 +86,15 @@ double time_wall(const std::function<void()>& f, int reps) {
     const auto t0 = Clock::now();
     f();
     dan::cuda::synchronize(kDev);
-    s.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    s.push_back(dan::bench::seconds_since(t0));
   }
-  std::sort(s.begin(), s.end());
-  return s[s.size() / 2];
+  return dan::bench::median_high(s);
 }
 
 // Median device seconds of f over reps runs after kWarmup, by events on the library's stream:
 // for the isolated attention kernels, whose host side is negligible.
 double time_events(const std::function<void()>& f, int reps) {
-  cudaStream_t st = dan::cuda::current_stream(kDev);
-  for (int i = 0; i < kWarmup; ++i) f();
-  cudaEvent_t a, b;
-  DAN_CUDA_CHECK(cudaEventCreate(&a));
-  DAN_CUDA_CHECK(cudaEventCreate(&b));
-  std::vector<double> s;
-  for (int r = 0; r < reps; ++r) {
-    DAN_CUDA_CHECK(cudaEventRecord(a, st));
-    f();
-    DAN_CUDA_CHECK(cudaEventRecord(b, st));
-    DAN_CUDA_CHECK(cudaEventSynchronize(b));
-    float ms = 0;
-    DAN_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-    s.push_back(ms * 1e-3);
-  }
-  DAN_CUDA_CHECK(cudaEventDestroy(a));
-  DAN_CUDA_CHECK(cudaEventDestroy(b));
-  std::sort(s.begin(), s.end());
-  return s[s.size() / 2];
+  return 1e-3 * dan::bench::event_median_ms(kDev, kWarmup, reps, f);
 }
 
 // Forward FLOPs: the GEMMs (q, k, v, attention output: 4 h^2; the two FFN matrices: 2 h i; 2
@@ -274,8 +243,7 @@ int run(const Options& o) {
       "kernels' device time (forward; forward with dropout + backward) over the step's time.\n\n",
       o.reps, kWarmup);
 
-  const std::vector<ModelShape> all = {{"MiniLM", 6, 384, 12, 1536},
-                                       {"BERT-base", 12, 768, 12, 3072}};
+  const std::vector<ModelShape> all = {dan::bench::kMiniLM, dan::bench::kBertBase};
   bool ok = true;
   if (o.check) ok = check_against_cpu(all[0], o.algos);
   const std::vector<Batch> batches = {{32, 128}, {8, 512}};
@@ -285,7 +253,7 @@ int run(const Options& o) {
     run_model(m, batches, o, peak);
     dan::cuda::empty_cache();
   }
-  fmt::print("\ntotal {:.1f} s\n", std::chrono::duration<double>(Clock::now() - start).count());
+  fmt::print("\ntotal {:.1f} s\n", dan::bench::seconds_since(start));
   if (!ok) {
     fmt::print("FAILED: the CUDA forward differs from the CPU by more than {}\n", kMaxDiff);
     return 1;

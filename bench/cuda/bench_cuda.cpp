@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "bench/common.h"
+#include "bench/cuda/timing.h"
 #include "core/cuda/check.h"
 #include "core/cuda/context.h"
 #include "core/cuda/runtime.h"
@@ -21,6 +23,8 @@ namespace {
 using dan::Shape;
 using dan::Tensor;
 namespace k = dan::kernels;
+using dan::bench::EventTimer;
+using dan::bench::median;
 
 constexpr int kDev = 0;
 constexpr int kWarmup = 3;
@@ -29,39 +33,6 @@ const dan::Device kCuda = dan::Device::cuda(kDev);
 
 // Both columns of the table share one format so that the whole report lines up.
 constexpr const char* kRow = "{:<30} {:<24} {:>9} {:>10} {:>8} {:>10} {:>9} {:>9}\n";
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-// Events on the context stream measure device time only; each iteration is synchronized so the
-// output tensors it frees go back to the caching allocator before the next one starts.
-struct EventTimer {
-  cudaEvent_t start{}, stop{};
-  cudaStream_t stream = dan::cuda::current_stream(kDev);
-  EventTimer() {
-    DAN_CUDA_CHECK(cudaEventCreate(&start));
-    DAN_CUDA_CHECK(cudaEventCreate(&stop));
-  }
-  ~EventTimer() {
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-  }
-  EventTimer(const EventTimer&) = delete;
-  EventTimer& operator=(const EventTimer&) = delete;
-
-  double time_ms(const std::function<void()>& fn) {
-    DAN_CUDA_CHECK(cudaEventRecord(start, stream));
-    fn();
-    DAN_CUDA_CHECK(cudaEventRecord(stop, stream));
-    DAN_CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    DAN_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    return ms;
-  }
-};
 
 double median_ms(EventTimer& timer, const std::function<void()>& fn) {
   for (int i = 0; i < kWarmup; ++i) fn();
@@ -290,7 +261,7 @@ int main() {
     fmt::print(kRow, "kernel", "shape", "ms", "achieved", "% peak", "cuBLAS", "vs cuBLAS",
                "max|diff|");
     fmt::print("{}\n", std::string(116, '-'));
-    EventTimer timer;
+    EventTimer timer(kDev);
     run_bandwidth(timer);
     fmt::print("{}\n", std::string(116, '-'));
     run_gemm(timer);

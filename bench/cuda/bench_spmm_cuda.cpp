@@ -16,11 +16,12 @@
 #include <filesystem>
 #include <functional>
 #include <limits>
-#include <numeric>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "bench/common.h"
+#include "bench/cuda/timing.h"
 #include "core/cuda/check.h"
 #include "core/cuda/context.h"
 #include "core/cuda/runtime.h"
@@ -35,6 +36,9 @@ using dan::SparseCsr;
 using dan::Tensor;
 namespace k = dan::kernels;
 namespace fs = std::filesystem;
+using dan::bench::EventTimer;
+using dan::bench::median;
+using dan::bench::splitmix64;
 
 constexpr int kDev = 0;
 constexpr int kWarmup = 2;
@@ -154,15 +158,6 @@ bool wants(const Options& o, const std::string& g) {
 
 // ---- graphs (built on the host, then copied to the device) ------------------------------------
 
-uint64_t splitmix(uint64_t z) {
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-double unit(uint64_t key) { return static_cast<double>(splitmix(key) >> 11) / 9007199254740992.0; }
-
 // Entries per row (or per column) of a matrix: the longest, and how many are non-empty.
 struct LineStats {
   int64_t max_len = 0;
@@ -201,24 +196,11 @@ SparseCsr anime_graph(const std::string& dir) {
   return csr_from_edges(src, dst, w, ds.num_items()).symmetrize();
 }
 
-// The CPU benchmark's generator (bench/bench_spmm.cpp): endpoints floor(N u^2), so degrees
-// follow a power law with a few hubs holding ~1e-3 of the edges each, scattered over the ids
-// by a multiplicative bijection; duplicates are summed, values all ones.
+// The CPU benchmark's generator (dan::bench::power_law_edges, as bench/bench_spmm.cpp): a few
+// hubs holding ~1e-3 of the edges each; duplicates are summed, values all ones.
 SparseCsr power_law_graph(int64_t nodes, int64_t edges) {
-  uint64_t mult = 2654435761ull % static_cast<uint64_t>(nodes);
-  while (std::gcd(mult, static_cast<uint64_t>(nodes)) != 1) ++mult;
-  std::vector<int32_t> src(static_cast<size_t>(edges)), dst(static_cast<size_t>(edges));
-  auto draw = [&](uint64_t key) {
-    const double u = unit(key);
-    const auto i = static_cast<uint64_t>(static_cast<double>(nodes) * u * u);
-    return static_cast<int32_t>((std::min<uint64_t>(i, nodes - 1) * mult) %
-                                static_cast<uint64_t>(nodes));
-  };
-#pragma omp parallel for schedule(static)
-  for (int64_t e = 0; e < edges; ++e) {
-    src[e] = draw((uint64_t{1} << 40) + 2 * static_cast<uint64_t>(e));
-    dst[e] = draw((uint64_t{1} << 40) + 2 * static_cast<uint64_t>(e) + 1);
-  }
+  std::vector<int32_t> src, dst;
+  dan::bench::power_law_edges(nodes, edges, src, dst);
   return csr_from_edges(src, dst, {}, nodes);
 }
 
@@ -229,9 +211,10 @@ SparseCsr uniform_graph(int64_t nodes, int64_t edges) {
   const auto n = static_cast<uint64_t>(nodes);
 #pragma omp parallel for schedule(static)
   for (int64_t e = 0; e < edges; ++e) {
-    src[e] = static_cast<int32_t>(splitmix((uint64_t{3} << 40) + 2 * static_cast<uint64_t>(e)) % n);
-    dst[e] =
-        static_cast<int32_t>(splitmix((uint64_t{3} << 40) + 2 * static_cast<uint64_t>(e) + 1) % n);
+    src[e] =
+        static_cast<int32_t>(splitmix64((uint64_t{3} << 40) + 2 * static_cast<uint64_t>(e)) % n);
+    dst[e] = static_cast<int32_t>(
+        splitmix64((uint64_t{3} << 40) + 2 * static_cast<uint64_t>(e) + 1) % n);
   }
   return csr_from_edges(src, dst, {}, nodes);
 }
@@ -266,41 +249,6 @@ void set_stats(Graph& g) {
   g.col_stats = line_stats(cols);
 }
 
-// ---- timing ----------------------------------------------------------------------------------
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-// Events on the context stream measure device time only; each sample is synchronized so the
-// output it frees goes back to the caching allocator before the next one starts.
-struct EventTimer {
-  cudaEvent_t start{}, stop{};
-  cudaStream_t stream = dan::cuda::current_stream(kDev);
-  EventTimer() {
-    DAN_CUDA_CHECK(cudaEventCreate(&start));
-    DAN_CUDA_CHECK(cudaEventCreate(&stop));
-  }
-  ~EventTimer() {
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-  }
-  EventTimer(const EventTimer&) = delete;
-  EventTimer& operator=(const EventTimer&) = delete;
-
-  double time_ms(const std::function<void()>& fn) {
-    DAN_CUDA_CHECK(cudaEventRecord(start, stream));
-    fn();
-    DAN_CUDA_CHECK(cudaEventRecord(stop, stream));
-    DAN_CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    DAN_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    return ms;
-  }
-};
-
 Tensor uniform(int64_t rows, int64_t f, uint64_t seed) {
   Tensor t = dan::raw::empty({rows, f}, dan::DType::f32, dan::Device::cuda(kDev));
   k::uniform_(t, seed, 0, -1.0, 1.0);
@@ -330,7 +278,7 @@ constexpr const char* kRow =
 constexpr int kRowWidth = 102;
 
 struct Bench {
-  EventTimer timer;
+  EventTimer timer{kDev};
   double peak_gbps = 0;
   int failures = 0;
 
