@@ -43,6 +43,14 @@ struct TextInputs {
   void to(Device d);
 };
 
+// Column means and scales for the text block: text::standardize_columns' z-scoring, except that
+// a column's std is floored at 25% of the median column std. An (almost) constant column of the
+// pretrained vectors would otherwise get a scale up to 1e12 (MiniLM has such columns), and as
+// fine-tuning moves it the amplified content makes training diverge (NaN within a few SGD
+// steps). Constant columns get scale 0. Columns below the floor start less spread out than in
+// the static features.
+void standardization(const Tensor& x, std::vector<float>* mean, std::vector<float>* scale);
+
 // The encoder and its inputs for this config (K = features.bert.finetune_layers), built from the
 // config's model directory; `static_text` is the static text block (p.features.x's first hidden
 // columns) whose standardization the encoder reuses.

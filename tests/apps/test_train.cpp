@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "apps/finetune.h"
 #include "apps/schema.h"
 #include "apps/train.h"
 #include "core/serialize.h"
@@ -246,4 +247,31 @@ TEST(Train, BertFinetuneUserTableResumeIsBitIdentical) {
   }
   EXPECT_TRUE(differs_from_user_grad);  // the user side's gradient did reach the layer before
   fs::remove_all(tmp);
+}
+
+// The fine-tuning standardization: z-scores like text::standardize_columns, but an almost
+// constant column's scale is capped at 1 / (25% of the median std), and a constant one is 0.
+TEST(Train, FinetuneStandardizationCapsNearConstantColumns) {
+  const int64_t n = 200;
+  std::vector<float> x(static_cast<size_t>(n * 4));
+  for (int64_t i = 0; i < n; ++i) {
+    x[static_cast<size_t>(i * 4 + 0)] = static_cast<float>(i % 7) * 0.1f;         // ordinary
+    x[static_cast<size_t>(i * 4 + 1)] = static_cast<float>(i % 5) * 0.2f + 1.0f;   // ordinary
+    x[static_cast<size_t>(i * 4 + 2)] = 0.5f + (i % 2 ? 1e-6f : -1e-6f);           // near-constant
+    x[static_cast<size_t>(i * 4 + 3)] = 0.25f;                                      // constant
+  }
+  std::vector<float> mean, scale;
+  dan::apps::standardization(dan::from_vector(x, {n, 4}), &mean, &scale);
+  // Column 0: values 0..0.6 in steps of 0.1 over i % 7 -> population std computed directly.
+  double m0 = 0, v0 = 0;
+  for (int64_t i = 0; i < n; ++i) m0 += (i % 7) * 0.1;
+  m0 /= n;
+  for (int64_t i = 0; i < n; ++i) v0 += ((i % 7) * 0.1 - m0) * ((i % 7) * 0.1 - m0);
+  v0 /= n;
+  EXPECT_NEAR(mean[0], m0, 1e-6);
+  EXPECT_NEAR(scale[0], 1.0 / std::sqrt(v0), 1e-3);
+  // The median of the three non-zero stds (1e-6, those of columns 0 and 1) is the smaller of the two.
+  const double median_sd = std::min(1.0 / scale[0], 1.0 / scale[1]);
+  EXPECT_NEAR(scale[2], 1.0 / (0.25 * median_sd), 1e-3 / (0.25 * median_sd));  // capped, not 1e6
+  EXPECT_EQ(scale[3], 0.0f);
 }
