@@ -37,6 +37,16 @@ std::map<std::string, dan::Tensor> weights(const std::string& ckpt) {
   return out;
 }
 
+// Every tensor of two checkpoints equal bit for bit (same keys).
+void expect_bit_identical(const std::map<std::string, dan::Tensor>& a, const std::map<std::string, dan::Tensor>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [k, t] : a) {
+    const auto x = t.to_vector(), y = b.at(k).to_vector();
+    ASSERT_EQ(x.size(), y.size()) << k;
+    for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(x[i], y[i]) << k << "[" << i << "]";
+  }
+}
+
 }  // namespace
 
 TEST(Train, RunFolderAndResumeIsBitIdentical) {
@@ -71,12 +81,7 @@ TEST(Train, RunFolderAndResumeIsBitIdentical) {
   const auto a = weights(straight_dir + "/checkpoint.safetensors");
   const auto b = weights(resumed_dir + "/checkpoint.safetensors");
   ASSERT_FALSE(a.empty());
-  ASSERT_EQ(a.size(), b.size());
-  for (const auto& [k, t] : a) {
-    const auto x = t.to_vector(), y = b.at(k).to_vector();
-    ASSERT_EQ(x.size(), y.size()) << k;
-    for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(x[i], y[i]) << k << "[" << i << "]";
-  }
+  expect_bit_identical(a, b);
   fs::remove_all(tmp);
 }
 
@@ -100,12 +105,7 @@ TEST(Train, GraphAugmentedResumeIsBitIdentical) {
   size_t graph_keys = 0;
   for (const auto& [k, t] : a) graph_keys += k.find("graph.") != std::string::npos;
   EXPECT_GT(graph_keys, 0u);
-  ASSERT_EQ(a.size(), b.size());
-  for (const auto& [k, t] : a) {
-    const auto x = t.to_vector(), y = b.at(k).to_vector();
-    ASSERT_EQ(x.size(), y.size()) << k;
-    for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(x[i], y[i]) << k << "[" << i << "]";
-  }
+  expect_bit_identical(a, b);
   fs::remove_all(tmp);
 }
 
@@ -169,12 +169,7 @@ TEST(Train, BertFinetuneResumeIsBitIdentical) {
     EXPECT_DOUBLE_EQ(lrs.at(0).get<double>(), 0.01);
     EXPECT_DOUBLE_EQ(lrs.at(1).get<double>(), 0.001 * std::pow(0.5, static_cast<double>(e)));
   }
-  ASSERT_EQ(a.size(), b.size());
-  for (const auto& [k, t] : a) {
-    const auto x = t.to_vector(), y = b.at(k).to_vector();
-    ASSERT_EQ(x.size(), y.size()) << k;
-    for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(x[i], y[i]) << k << "[" << i << "]";
-  }
+  expect_bit_identical(a, b);
   fs::remove_all(tmp);
 }
 

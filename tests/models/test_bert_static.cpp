@@ -12,30 +12,14 @@
 #include "autograd/ops.h"
 #include "models/bert/static_features.h"
 #include "models/text/features.h"
+#include "tests/models/tiny_bert_dir.h"
 
 namespace fs = std::filesystem;
 using namespace dan;
 
 namespace {
 
-// The tiny random-weight BERT of the gold fixture (vocab 100) with a made-up vocabulary.
-std::string tiny_model_dir() {
-  const fs::path dir = fs::temp_directory_path() / ("dan_bert_static_" + std::to_string(::getpid()));
-  if (fs::exists(dir / "vocab.txt")) return dir.string();
-  fs::create_directories(dir);
-  const fs::path src = fs::path(DAN_FIXTURES_DIR) / "bert" / "tiny";
-  fs::copy_file(src / "config.json", dir / "config.json", fs::copy_options::overwrite_existing);
-  fs::copy_file(src / "model.safetensors", dir / "model.safetensors", fs::copy_options::overwrite_existing);
-  std::ofstream v(dir / "vocab.txt");
-  for (const char* t : {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}) v << t << "\n";
-  const char* words[] = {"the", "a", "hero", "girl", "boy", "school", "war", "space", "robot", "magic",
-                         "love", "fight", "city", "dark", "light", "time", "world", "team", "game", "music",
-                         ".", ",", "!", "?", "##s", "##ing", "##ed", "in", "of", "and"};
-  int n = 5;
-  for (const char* w : words) { v << w << "\n"; ++n; }
-  for (; n < 100; ++n) v << "tok" << n << "\n";
-  return dir.string();
-}
+std::string tiny_model_dir() { return dan::testing::tiny_bert_dir("static"); }
 
 std::vector<std::string> texts() {
   return {"the hero of the space war .",
