@@ -1,10 +1,12 @@
 // Benchmark of the CUDA fused self-attention (kernels::attention_forward/backward, f32) on
 // BERT-shaped inputs: the tiled kernels (FlashAttention-2 schedule) against the per-row naive
 // kernels and the materialized form (cuBLAS scores + softmax + cuBLAS), chosen through
-// DAN_ATTENTION. Reports forward and forward+backward ms, TFLOP/s (4 B h S^2 dh forward,
-// 2.5x that for the backward: the usual attention FLOP count, no recomputation counted) and
-// % of the device's dense FP32 (non-tensor-core) peak, and checks that the variants agree
-// (exit 1 when max |diff| > 1e-3). Prints "skipped: no CUDA device" without a GPU.
+// DAN_ATTENTION, and DAN_ATTENTION=auto, which measures them and keeps the fastest per shape
+// (its decisions are printed at the end). Reports forward and forward+backward ms, TFLOP/s
+// (4 B h S^2 dh forward, 2.5x that for the backward: the usual attention FLOP count, no
+// recomputation counted) and % of the device's dense FP32 (non-tensor-core) peak, and checks
+// that the variants agree (exit 1 when max |diff| > 1e-3). Prints "skipped: no CUDA device"
+// without a GPU.
 #include <cuda_runtime.h>
 #include <fmt/core.h>
 
@@ -22,6 +24,7 @@
 #include "core/cuda/check.h"
 #include "core/cuda/context.h"
 #include "core/cuda/runtime.h"
+#include "kernels/attention.h"
 #include "kernels/kernels.h"
 
 namespace {
@@ -38,7 +41,7 @@ struct Shape {
   int64_t B, S, heads, dh;
 };
 
-const char* const kAlgos[] = {"tiled", "naive", "materialized"};
+const char* const kAlgos[] = {"tiled", "naive", "materialized", "auto"};
 
 struct Inputs {
   Tensor qkv, bias, grad, stats;
@@ -149,7 +152,8 @@ int run(int reps, double p) {
     fmt::print("FAILED: the attention variants disagree by more than {}\n", kMaxDiff);
     return 1;
   }
-  fmt::print("\nvariants agree (max |diff| <= {})\n", kMaxDiff);
+  fmt::print("\nvariants agree (max |diff| <= {})\nDAN_ATTENTION=auto decided:\n", kMaxDiff);
+  for (const std::string& line : k::cuda::attention_decisions()) fmt::print("  {}\n", line);
   return 0;
 }
 

@@ -2,7 +2,8 @@
 // device: tokens/s and % of the FP32 (non-tensor-core) peak of the inference forward (eval,
 // no grad) and of a training step (train mode with dropout, loss = sum(h * W), backward, no
 // optimizer step), for MiniLM's and BERT-base's shapes at 32 x 128 and 8 x 512 tokens, under
-// each self-attention variant of DAN_ATTENTION. First checks the CUDA forward against the CPU
+// each self-attention variant of DAN_ATTENTION (auto: the measured fastest per shape; its
+// choices are printed at the end). First checks the CUDA forward against the CPU
 // (exit 1 when max |diff| > 1e-3). Prints "skipped: no CUDA device" without a GPU.
 #include <cuda_runtime.h>
 #include <fmt/core.h>
@@ -26,6 +27,7 @@
 #include "bench/cuda/timing.h"
 #include "core/cuda/context.h"
 #include "core/cuda/runtime.h"
+#include "kernels/attention.h"
 #include "kernels/kernels.h"
 #include "models/bert/bert.h"
 
@@ -43,7 +45,7 @@ constexpr int kWarmup = 2;
 // the same SMs and clocks.
 constexpr double kH100Fp32Tflops = 67.0;
 
-const char* const kAlgos[] = {"tiled", "naive", "materialized"};
+const char* const kAlgos[] = {"tiled", "naive", "materialized", "auto"};
 
 struct Batch {
   int64_t B, T;
@@ -52,7 +54,7 @@ struct Batch {
 struct Options {
   int reps = 10;
   std::vector<std::string> models = {"minilm", "base"};
-  std::vector<std::string> algos = {"tiled", "naive", "materialized"};
+  std::vector<std::string> algos = {"tiled", "naive", "materialized", "auto"};
   bool check = true;
 };
 
@@ -253,6 +255,9 @@ int run(const Options& o) {
     run_model(m, batches, o, peak);
     dan::cuda::empty_cache();
   }
+  const std::vector<std::string> decided = dan::kernels::cuda::attention_decisions();
+  if (!decided.empty()) fmt::print("\nDAN_ATTENTION=auto decided:\n");
+  for (const std::string& line : decided) fmt::print("  {}\n", line);
   fmt::print("\ntotal {:.1f} s\n", dan::bench::seconds_since(start));
   if (!ok) {
     fmt::print("FAILED: the CUDA forward differs from the CPU by more than {}\n", kMaxDiff);
@@ -273,10 +278,10 @@ std::vector<std::string> split(const std::string& s) {
   if (!why.empty()) fmt::print(stderr, "bench_bert_cuda: {}\n", why);
   fmt::print(stderr,
              "usage: bench_bert_cuda [--reps R] [--models minilm,base] "
-             "[--attention tiled,naive,materialized] [--no-check]\n"
+             "[--attention tiled,naive,materialized,auto] [--no-check]\n"
              "  --reps       timed repetitions, median reported (default 10)\n"
              "  --models     which shapes to time (default both)\n"
-             "  --attention  DAN_ATTENTION variants to time (default all three)\n"
+             "  --attention  DAN_ATTENTION variants to time (default all four)\n"
              "  --no-check   skip the CUDA-vs-CPU forward check\n");
   std::exit(2);
 }
@@ -311,7 +316,8 @@ int main(int argc, char** argv) {
       for (const std::string& a : o.algos)
         if (std::find(std::begin(kAlgos), std::end(kAlgos), a) == std::end(kAlgos))
           usage(fmt::format(
-              "--attention: unknown variant '{}' (expected tiled, naive or materialized)", a));
+              "--attention: unknown variant '{}' (expected tiled, naive, materialized or auto)",
+              a));
       if (o.algos.empty()) usage("--attention: empty list");
     }
   }

@@ -8,15 +8,25 @@
 //     the row's scores in shared memory (S up to about 12k); the backward writes dS and the
 //     dropped probabilities to temporaries [B, heads, S, S];
 //   materialized: the scores [B, heads, S, S] by cuBLAS batched GEMMs, a softmax kernel, and
-//     GEMMs again (the textbook form, kept as a baseline for bench_attention_cuda).
+//     GEMMs again (the textbook form, kept as a baseline for bench_attention_cuda);
+//   auto: measured. The first forward (and the first backward) of each shape times every
+//     implementation that applies (device events, one warm-up and three timed runs each) and
+//     keeps the fastest for that shape from then on; the call's result is the winner's.
 // All three keep the same stats (row max, 1/sum), so any backward accepts any forward's stats,
 // draw the same dropout mask as the CPU kernel, and use no atomics to accumulate (results are
 // deterministic).
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
 
 #include "core/philox.h"
+#include "kernels/attention.h"
 #include "kernels/cuda/attention_tiled.cuh"
 #include "kernels/cuda/common.cuh"
 
@@ -209,14 +219,29 @@ size_t attn_smem(const AttnArgs& a, const char* op) {
 
 // ---- choice of implementation -----------------------------------------------------------------
 
-enum class AttnAlgo { tiled, naive, materialized };
+enum class AttnAlgo { tiled, naive, materialized, automatic };
 
 AttnAlgo attn_algo() {
   const char* e = std::getenv("DAN_ATTENTION");
   if (e == nullptr || *e == '\0' || std::strcmp(e, "tiled") == 0) return AttnAlgo::tiled;
   if (std::strcmp(e, "naive") == 0) return AttnAlgo::naive;
   if (std::strcmp(e, "materialized") == 0) return AttnAlgo::materialized;
-  fail("DAN_ATTENTION: unknown value '{}' (expected tiled, naive or materialized)", e);
+  if (std::strcmp(e, "auto") == 0) return AttnAlgo::automatic;
+  fail("DAN_ATTENTION: unknown value '{}' (expected tiled, naive, materialized or auto)", e);
+}
+
+const char* algo_name(AttnAlgo algo) {
+  switch (algo) {
+    case AttnAlgo::tiled:
+      return "tiled";
+    case AttnAlgo::naive:
+      return "naive";
+    case AttnAlgo::materialized:
+      return "materialized";
+    case AttnAlgo::automatic:
+      return "auto";
+  }
+  return "?";
 }
 
 int smem_optin(int dev) {
@@ -455,22 +480,13 @@ __global__ void k_bias_gelu_bwd(const float* g, const float* x, const float* b, 
 
 }  // namespace
 
-Tensor attention_forward(const Tensor& qkv_in, const Tensor& key_bias, int64_t heads, double scale,
-                         double dropout_p, uint64_t seed, uint64_t offset, const Tensor& stats) {
-  require_f32(qkv_in, "attention_forward", "qkv");
-  const int dev = qkv_in.device().index;
-  DeviceGuard guard(dev);
-  const Tensor qkv = contiguous(qkv_in);
-  const Tensor kb = key_bias.defined() ? contiguous(key_bias) : Tensor();
-  AttnArgs a = make_args(qkv, kb, heads, scale, dropout_p, seed, offset);
-  Tensor out = raw::empty({a.B, a.S, a.H}, DType::f32, qkv.device());
-  if (out.numel() == 0) return out;
-  a.out = static_cast<float*>(out.raw_data());
-  a.stats = stats.defined() ? static_cast<float*>(stats.raw_data()) : nullptr;
-  const AttnAlgo algo = attn_algo();
+namespace {
+
+// One implementation's forward: out (and stats when asked) from a.
+void forward_with(AttnAlgo algo, const AttnArgs& a, int dev) {
   if (algo == AttnAlgo::materialized) {
     mat_forward(a, dev);
-    return out;
+    return;
   }
   const int dim = algo == AttnAlgo::tiled ? tiled_dim(a, dev) : 0;
   if (dim == 32) {
@@ -483,6 +499,114 @@ Tensor attention_forward(const Tensor& qkv_in, const Tensor& key_bias, int64_t h
                  stream_of(dev)>>>(a);
     DAN_CUDA_CHECK_LAUNCH();
   }
+}
+
+// One implementation's backward: a.dqkv from a.grad, a.y and a.stats.
+void backward_with(AttnAlgo algo, AttnArgs a, int dev) {
+  const int dim = algo == AttnAlgo::tiled ? tiled_dim(a, dev) : 0;
+  const Device d = Device::cuda(dev);
+  if (algo == AttnAlgo::materialized || dim != 0) {
+    Tensor dsum = raw::empty({a.B, a.nh, a.S}, DType::f32, d);
+    float* ds = static_cast<float*>(dsum.raw_data());
+    if (algo == AttnAlgo::materialized) {
+      mat_backward(a, ds, dev);
+    } else if (dim == 32) {
+      tiled_backward<32>(a, ds, dev);
+    } else {
+      tiled_backward<64>(a, ds, dev);
+    }
+    return;
+  }
+  Tensor ds = raw::empty({a.B, a.nh, a.S, a.S}, DType::f32, d);
+  Tensor pd = raw::empty({a.B, a.nh, a.S, a.S}, DType::f32, d);
+  a.ds = static_cast<float*>(ds.raw_data());
+  a.pd = static_cast<float*>(pd.raw_data());
+  const size_t smem = attn_smem(a, "attention_backward");
+  const unsigned grid = grid_for(a.B * a.nh * a.S * kAttnThreads, dev, kAttnThreads);
+  k_attn_bwd_rows<<<grid, kAttnThreads, smem, stream_of(dev)>>>(a);
+  DAN_CUDA_CHECK_LAUNCH();
+  k_attn_bwd_keys<<<grid, kAttnThreads, 0, stream_of(dev)>>>(a);
+  DAN_CUDA_CHECK_LAUNCH();
+}
+
+// The implementations that are distinct for this shape: tiled only where its kernels apply
+// (otherwise it runs the naive ones), naive only where a row's scores fit its shared memory.
+std::vector<AttnAlgo> candidates(const AttnArgs& a, int dev) {
+  std::vector<AttnAlgo> c;
+  if (tiled_dim(a, dev) != 0) c.push_back(AttnAlgo::tiled);
+  if (static_cast<size_t>(a.S + 2 * a.dh) * sizeof(float) <= 48 * 1024)
+    c.push_back(AttnAlgo::naive);
+  c.push_back(AttnAlgo::materialized);
+  return c;
+}
+
+// What a measured decision depends on: device, direction, shape, mask and dropout.
+using DecisionKey = std::tuple<int, bool, int64_t, int64_t, int64_t, int64_t, bool, bool>;
+
+struct Decision {
+  AttnAlgo algo;
+  std::vector<std::pair<AttnAlgo, double>> ms;  // every candidate's time
+};
+
+std::mutex& decisions_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+std::map<DecisionKey, Decision>& decisions() {
+  static std::map<DecisionKey, Decision> m;
+  return m;
+}
+
+// The implementation to run: the environment's, or for auto the cached or newly measured
+// fastest. Measuring runs every candidate on the call's own buffers (each overwrites the
+// outputs completely); the caller then runs the winner, so the result is always the winner's.
+// Materialized is always a candidate; if even it fails, the error surfaces from the caller's run.
+template <typename Run>
+AttnAlgo choose(const AttnArgs& a, int dev, bool backward, const Run& run) {
+  const AttnAlgo env = attn_algo();
+  if (env != AttnAlgo::automatic) return env;
+  const DecisionKey key{dev, backward, a.B, a.S, a.nh, a.dh, a.bias != nullptr, a.p > 0};
+  {
+    std::lock_guard<std::mutex> lock(decisions_mutex());
+    const auto it = decisions().find(key);
+    if (it != decisions().end()) return it->second.algo;
+  }
+  Decision d{AttnAlgo::materialized, {}};
+  double best = 0;
+  for (const AttnAlgo algo : candidates(a, dev)) {
+    double ms = 0;
+    try {  // a candidate whose temporaries do not fit in memory drops out
+      ms = best_of_three_ms(dev, [&] { run(algo); });
+    } catch (const Error&) {
+      continue;
+    }
+    d.ms.emplace_back(algo, ms);
+    if (d.ms.size() == 1 || ms < best) {
+      d.algo = algo;
+      best = ms;
+    }
+  }
+  std::lock_guard<std::mutex> lock(decisions_mutex());
+  return decisions().emplace(key, std::move(d)).first->second.algo;
+}
+
+}  // namespace
+
+Tensor attention_forward(const Tensor& qkv_in, const Tensor& key_bias, int64_t heads, double scale,
+                         double dropout_p, uint64_t seed, uint64_t offset, const Tensor& stats) {
+  require_f32(qkv_in, "attention_forward", "qkv");
+  const int dev = qkv_in.device().index;
+  DeviceGuard guard(dev);
+  const Tensor qkv = contiguous(qkv_in);
+  const Tensor kb = key_bias.defined() ? contiguous(key_bias) : Tensor();
+  AttnArgs a = make_args(qkv, kb, heads, scale, dropout_p, seed, offset);
+  Tensor out = raw::empty({a.B, a.S, a.H}, DType::f32, qkv.device());
+  if (out.numel() == 0) return out;
+  a.out = static_cast<float*>(out.raw_data());
+  a.stats = stats.defined() ? static_cast<float*>(stats.raw_data()) : nullptr;
+  const AttnAlgo algo = choose(a, dev, false, [&](AttnAlgo c) { forward_with(c, a, dev); });
+  forward_with(algo, a, dev);
   return out;
 }
 
@@ -502,31 +626,24 @@ Tensor attention_backward(const Tensor& grad, const Tensor& qkv_in, const Tensor
   a.grad = static_cast<const float*>(g.raw_data());
   a.y = static_cast<const float*>(y.raw_data());
   a.dqkv = static_cast<float*>(dqkv.raw_data());
-  const AttnAlgo algo = attn_algo();
-  const int dim = algo == AttnAlgo::tiled ? tiled_dim(a, dev) : 0;
-  if (algo == AttnAlgo::materialized || dim != 0) {
-    Tensor dsum = raw::empty({a.B, a.nh, a.S}, DType::f32, qkv.device());
-    float* d = static_cast<float*>(dsum.raw_data());
-    if (algo == AttnAlgo::materialized) {
-      mat_backward(a, d, dev);
-    } else if (dim == 32) {
-      tiled_backward<32>(a, d, dev);
-    } else {
-      tiled_backward<64>(a, d, dev);
-    }
-    return dqkv;
-  }
-  Tensor ds = raw::empty({a.B, a.nh, a.S, a.S}, DType::f32, qkv.device());
-  Tensor pd = raw::empty({a.B, a.nh, a.S, a.S}, DType::f32, qkv.device());
-  a.ds = static_cast<float*>(ds.raw_data());
-  a.pd = static_cast<float*>(pd.raw_data());
-  const size_t smem = attn_smem(a, "attention_backward");
-  const unsigned grid = grid_for(a.B * a.nh * a.S * kAttnThreads, dev, kAttnThreads);
-  k_attn_bwd_rows<<<grid, kAttnThreads, smem, stream_of(dev)>>>(a);
-  DAN_CUDA_CHECK_LAUNCH();
-  k_attn_bwd_keys<<<grid, kAttnThreads, 0, stream_of(dev)>>>(a);
-  DAN_CUDA_CHECK_LAUNCH();
+  const AttnAlgo algo = choose(a, dev, true, [&](AttnAlgo c) { backward_with(c, a, dev); });
+  backward_with(algo, a, dev);
   return dqkv;
+}
+
+std::vector<std::string> attention_decisions() {
+  std::lock_guard<std::mutex> lock(decisions_mutex());
+  std::vector<std::string> out;
+  for (const auto& [k, d] : decisions()) {
+    const auto& [dev, bwd, B, S, nh, dh, bias, drop] = k;
+    std::string times;
+    for (const auto& [algo, ms] : d.ms)
+      times += fmt::format("{}{} {:.3f} ms", times.empty() ? "" : ", ", algo_name(algo), ms);
+    out.push_back(fmt::format("cuda:{} {} B={} S={} heads={} dh={}{}{}: {} ({})", dev,
+                              bwd ? "backward" : "forward", B, S, nh, dh, bias ? " mask" : "",
+                              drop ? " dropout" : "", algo_name(d.algo), times));
+  }
+  return out;
 }
 
 Tensor bias_gelu(const Tensor& x_in, const Tensor& bias, bool approximate) {

@@ -273,4 +273,29 @@ void copy_into(const Tensor& dst, const Tensor& src);
     }                                                                                       \
   }()
 
+// Device time of f() for choosing between implementations: one warm-up run, then the fastest
+// of three timed runs, in ms, between events on the device's stream (each waits for its stop
+// event, so this synchronizes; not for use inside graph capture).
+template <typename F>
+double best_of_three_ms(int device, const F& f) {
+  const cudaStream_t st = stream_of(device);
+  cudaEvent_t t0{}, t1{};
+  DAN_CUDA_CHECK(cudaEventCreate(&t0));
+  DAN_CUDA_CHECK(cudaEventCreate(&t1));
+  f();
+  double best = 1e30;
+  for (int i = 0; i < 3; ++i) {
+    DAN_CUDA_CHECK(cudaEventRecord(t0, st));
+    f();
+    DAN_CUDA_CHECK(cudaEventRecord(t1, st));
+    DAN_CUDA_CHECK(cudaEventSynchronize(t1));
+    float ms = 0;
+    DAN_CUDA_CHECK(cudaEventElapsedTime(&ms, t0, t1));
+    best = std::min(best, static_cast<double>(ms));
+  }
+  cudaEventDestroy(t0);
+  cudaEventDestroy(t1);
+  return best;
+}
+
 }  // namespace dan::kernels::cuda

@@ -322,29 +322,6 @@ void cusparse_spmm(const PlanKey& key, const Tensor& indptr, const Tensor& indic
                                   CUDA_R_32F, p.alg, p.buffer.raw_data()));
 }
 
-// Median-free timing: the best of three runs after one warm-up, in ms, on the device stream.
-template <typename F>
-double time_ms(int dev, const F& f) {
-  cudaStream_t st = stream_of(dev);
-  cudaEvent_t t0{}, t1{};
-  DAN_CUDA_CHECK(cudaEventCreate(&t0));
-  DAN_CUDA_CHECK(cudaEventCreate(&t1));
-  f();
-  double best = 1e30;
-  for (int i = 0; i < 3; ++i) {
-    DAN_CUDA_CHECK(cudaEventRecord(t0, st));
-    f();
-    DAN_CUDA_CHECK(cudaEventRecord(t1, st));
-    DAN_CUDA_CHECK(cudaEventSynchronize(t1));
-    float ms = 0;
-    DAN_CUDA_CHECK(cudaEventElapsedTime(&ms, t0, t1));
-    best = std::min(best, static_cast<double>(ms));
-  }
-  cudaEventDestroy(t0);
-  cudaEventDestroy(t1);
-  return best;
-}
-
 SpmmAlgo decide(const PlanKey& key, const Tensor& indptr, const Tensor& indices,
                 const Tensor& values, const Tensor& src, const Tensor& out) {
   {
@@ -355,11 +332,12 @@ SpmmAlgo decide(const PlanKey& key, const Tensor& indptr, const Tensor& indices,
   // A shape cuSPARSE refuses (an error from the library) is decided for the row-split kernel.
   double tc = -1;
   try {
-    tc = time_ms(key.dev, [&] { cusparse_spmm(key, indptr, indices, values, src, out); });
+    tc = best_of_three_ms(key.dev, [&] { cusparse_spmm(key, indptr, indices, values, src, out); });
   } catch (const Error&) {
     tc = -1;
   }
-  const double tr = time_ms(key.dev, [&] { row_split_spmm(indptr, indices, values, src, out); });
+  const double tr =
+      best_of_three_ms(key.dev, [&] { row_split_spmm(indptr, indices, values, src, out); });
   const SpmmAlgo a = tc >= 0 && tc < tr ? SpmmAlgo::cusparse : SpmmAlgo::row_split;
   std::lock_guard<std::mutex> lock(plans_mutex());
   decisions().emplace(key, Decision{a, tc, tr});

@@ -3,8 +3,10 @@
 // d qkv against the CPU kernel, on shapes that exercise the tiled kernels' edges (S not a
 // multiple of the 64-wide tiles, S = 1, padded batches down to [CLS] alone, head dims 32, 64
 // and odd ones, dropout on and off: its mask must be the CPU's, or outputs differ by O(1)).
-// Skipped without a CUDA device.
+// DAN_ATTENTION=auto must match too, record one measured choice per shape and direction, and
+// return exactly what its chosen implementation returns. Skipped without a CUDA device.
 #include "core/cuda/runtime.h"
+#include "kernels/attention.h"
 
 #ifdef DAN_WITH_CUDA
 
@@ -116,6 +118,68 @@ TEST(CudaParity, AttentionTiledIsDeterministic) {
   const Tensor d2 =
       K::cuda::attention_backward(g.gpu, qkv.gpu, y, kb.gpu, st, c.heads, 0.125, c.p, 5, 0);
   expect_bitwise(d1, d2, "d qkv run to run");
+}
+
+// The decision recorded for "<direction> <shape>: " (the text after it up to " ("), or "".
+std::string decided(const std::string& head) {
+  for (const std::string& line : K::cuda::attention_decisions())
+    if (line.find(head) != std::string::npos) {
+      const size_t from = line.find(head) + head.size();
+      return line.substr(from, line.find(" (", from) - from);
+    }
+  return {};
+}
+
+TEST(CudaParity, AttentionAutoMatchesCpu) {
+  if (!dan::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const size_t before = K::cuda::attention_decisions().size();
+  for (const AttnCase& c : cases()) check_case(c, "auto");
+  // One new decision per case and direction (the cases' shapes are distinct), each naming a
+  // real implementation; head dim 96 cannot choose the tiled kernels (they stop at 64).
+  const std::vector<std::string> log = K::cuda::attention_decisions();
+  EXPECT_EQ(log.size() - before, 2 * cases().size());
+  for (const std::string& line : log) {
+    SCOPED_TRACE(line);
+    EXPECT_NE(line.find("materialized "), std::string::npos) << "every candidate's time";
+  }
+  for (const char* dir : {"forward", "backward"}) {
+    const std::string pick = decided(std::string(dir) + " B=1 S=40 heads=2 dh=96 mask dropout: ");
+    EXPECT_TRUE(pick == "naive" || pick == "materialized") << dir << ": '" << pick << "'";
+  }
+}
+
+// What auto returns is bit for bit what its chosen implementation returns.
+TEST(CudaParity, AttentionAutoReturnsTheChosenResult) {
+  if (!dan::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const AttnCase c{"auto vs chosen", 3, 91, 4, 32, AttnCase::padded, 0.1};
+  const Pair qkv = uniform_pair({c.B, c.S, 3 * c.heads * c.dh}, 41);
+  const Pair g = uniform_pair({c.B, c.S, c.heads * c.dh}, 42);
+  const Pair kb = make_bias(c, 43);
+  const Shape ss = {c.B, c.heads, c.S, 2};
+  auto run = [&](const std::string& algo) {
+    ScopedAttentionAlgo scoped(algo.c_str());
+    const Tensor st = raw::empty(ss, DType::f32, Device::cuda());
+    const Tensor y = K::cuda::attention_forward(qkv.gpu, kb.gpu, c.heads, 0.25, c.p, 9, 4, st);
+    const Tensor d =
+        K::cuda::attention_backward(g.gpu, qkv.gpu, y, kb.gpu, st, c.heads, 0.25, c.p, 9, 4);
+    return std::vector<Tensor>{y, st, d};
+  };
+  const std::vector<Tensor> a = run("auto");
+  const std::vector<std::string> log = K::cuda::attention_decisions();
+  const std::string fwd = decided("forward B=3 S=91 heads=4 dh=32 mask dropout: ");
+  const std::string bwd = decided("backward B=3 S=91 heads=4 dh=32 mask dropout: ");
+  ASSERT_FALSE(fwd.empty() || bwd.empty());
+  const std::vector<Tensor> f = run(fwd);
+  expect_bitwise(a[0], f[0], "out vs " + fwd);
+  expect_bitwise(a[1], f[1], "stats vs " + fwd);
+  // The backward reads the forward's out and stats: rerun it on auto's own forward results.
+  ScopedAttentionAlgo scoped(bwd.c_str());
+  const Tensor d =
+      K::cuda::attention_backward(g.gpu, qkv.gpu, a[0], kb.gpu, a[1], c.heads, 0.25, c.p, 9, 4);
+  expect_bitwise(a[2], d, "d qkv vs " + bwd);
+  // A second auto call of the same shape measures nothing new.
+  run("auto");
+  EXPECT_EQ(K::cuda::attention_decisions(), log);
 }
 
 TEST(CudaParity, AttentionRejectsUnknownAlgorithm) {
