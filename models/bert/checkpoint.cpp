@@ -29,24 +29,67 @@ std::string quoted(const std::vector<std::string>& v, size_t max_items = 12) {
   return s + "]";
 }
 
+// DistilBERT's names inside a layer ("transformer.layer.N." + first) and BERT's
+// ("encoder.layer.N." + second); the embeddings share BERT's names.
+constexpr std::pair<const char*, const char*> kDistilLayerNames[] = {
+    {"attention.q_lin.", "attention.self.query."},
+    {"attention.k_lin.", "attention.self.key."},
+    {"attention.v_lin.", "attention.self.value."},
+    {"attention.out_lin.", "attention.output.dense."},
+    {"sa_layer_norm.", "attention.output.LayerNorm."},
+    {"ffn.lin1.", "intermediate.dense."},
+    {"ffn.lin2.", "output.dense."},
+    {"output_layer_norm.", "output.LayerNorm."},
+};
+
+// Renames the layer prefix `from` + N + "." to `to` + N + "." and the rest by the table
+// (`forward`: DistilBERT -> BERT); names it does not know come back unchanged.
+std::string rename_layer(const std::string& name, const std::string& from, const std::string& to,
+                         bool forward) {
+  if (!starts_with(name, from)) return name;
+  const size_t dot = name.find('.', from.size());
+  if (dot == std::string::npos) return name;
+  const std::string rest = name.substr(dot + 1);
+  for (const auto& [distil, bert] : kDistilLayerNames) {
+    const std::string a = forward ? distil : bert, b = forward ? bert : distil;
+    if (starts_with(rest, a))
+      return to + name.substr(from.size(), dot + 1 - from.size()) + b + rest.substr(a.size());
+  }
+  return name;
+}
+
+std::string bert_name_of_distil(const std::string& name) {
+  return rename_layer(name, "transformer.layer.", "encoder.layer.", true);
+}
+
+// BertModel's name -> the DistilBERT file's name, for errors.
+std::string distilbert_name(const std::string& bert_name) {
+  return rename_layer(bert_name, "encoder.layer.", "transformer.layer.", false);
+}
+
 // The checkpoint's tensors under BertModel's names: "bert." stripped (BertFor* checkpoints),
 // old "LayerNorm.gamma/beta" renamed, task heads and the position_ids buffer dropped. Keys
 // outside embeddings./encoder./pooler. are heads of some BertFor* model and are ignored, as
-// HF does; keys inside them are kept, so a mismatch with the config is reported.
+// HF does; keys inside them are kept, so a mismatch with the config is reported. DistilBERT
+// files ("distilbert." prefix in DistilBertFor*; "transformer.layer.N." inside) are renamed to
+// BERT's names and get an all-zero token-type embedding [1, hidden] (adding it changes nothing).
 std::map<std::string, Tensor> bert_state_dict(std::map<std::string, Tensor> raw,
-                                              const std::string& file) {
+                                              const BertConfig& cfg, const std::string& file) {
+  const bool distil = cfg.model_type == "distilbert";
+  const std::string prefix = distil ? "distilbert." : "bert.";
   bool prefixed = false;
-  for (const auto& [k, _] : raw) prefixed = prefixed || starts_with(k, "bert.");
+  for (const auto& [k, _] : raw) prefixed = prefixed || starts_with(k, prefix);
   std::map<std::string, Tensor> sd;
   for (auto& [k, t] : raw) {
     std::string name = k;
     if (prefixed) {
-      if (!starts_with(name, "bert.")) continue;  // cls.*, classifier.*, qa_outputs.*
-      name = name.substr(5);
+      if (!starts_with(name, prefix)) continue;  // cls.*, classifier.*, vocab_projector.*, ...
+      name = name.substr(prefix.size());
     }
     if (name == "embeddings.position_ids") continue;
+    if (distil) name = bert_name_of_distil(name);
     if (!starts_with(name, "embeddings.") && !starts_with(name, "encoder.") &&
-        !starts_with(name, "pooler.")) {
+        !starts_with(name, "pooler.") && !(distil && starts_with(name, "transformer."))) {
       continue;
     }
     if (ends_with(name, "LayerNorm.gamma")) name = name.substr(0, name.size() - 5) + "weight";
@@ -55,6 +98,11 @@ std::map<std::string, Tensor> bert_state_dict(std::map<std::string, Tensor> raw,
               k, t.dtype());
     DAN_CHECK(sd.emplace(name, t).second, "{}: two tensors map to \"{}\" (one is \"{}\")", file,
               name, k);
+  }
+  if (distil) {
+    const auto words = sd.find("embeddings.word_embeddings.weight");
+    const DType dt = words == sd.end() ? DType::f32 : words->second.dtype();
+    sd.emplace("embeddings.token_type_embeddings.weight", zeros({1, cfg.hidden_size}, dt));
   }
   return sd;
 }
@@ -75,7 +123,11 @@ std::shared_ptr<BertModel> BertModel::from_pretrained(const std::string& dir, Ge
                 ? " (only pytorch_model.bin is there: convert it to safetensors first)"
                 : "");
 
-  std::map<std::string, Tensor> sd = bert_state_dict(load_safetensors(weights_path), weights_path);
+  std::map<std::string, Tensor> sd =
+      bert_state_dict(load_safetensors(weights_path), cfg, weights_path);
+  // Problems are reported under the file's own names.
+  const bool distil = cfg.model_type == "distilbert";
+  auto shown = [&](const std::string& n) { return distil ? distilbert_name(n) : n; };
   const bool pooler = sd.count("pooler.dense.weight") || sd.count("pooler.dense.bias");
   auto model = std::make_shared<BertModel>(cfg, pooler, gen, /*init_weights=*/false);
 
@@ -85,16 +137,16 @@ std::shared_ptr<BertModel> BertModel::from_pretrained(const std::string& dir, Ge
     expected.insert(name);
     const auto it = sd.find(name);
     if (it == sd.end()) {
-      missing.push_back(name);
+      missing.push_back(shown(name));
     } else if (it->second.shape() != dst.shape()) {
-      mismatched.push_back(fmt::format("\"{}\": checkpoint {}, model {}", name,
+      mismatched.push_back(fmt::format("\"{}\": checkpoint {}, model {}", shown(name),
                                        shape_str(it->second.shape()), shape_str(dst.shape())));
     } else if (it->second.dtype() != dst.dtype()) {
       it->second = it->second.to(dst.dtype());  // e.g. an F64 export
     }
   }
   for (const auto& [name, _] : sd) {
-    if (!expected.count(name)) unexpected.push_back(name);
+    if (!expected.count(name)) unexpected.push_back(shown(name));
   }
   std::vector<std::string> problems;
   if (!missing.empty()) problems.push_back("missing keys " + quoted(missing));

@@ -39,40 +39,84 @@ std::string get_string(const json& j, const char* key, const std::string& def,
 }  // namespace
 
 void BertConfig::validate(const std::string& origin) const {
-  auto positive = [&](int64_t v, const char* name) {
-    DAN_CHECK(v > 0, "{}: field \"{}\" must be > 0, got {}", origin, name, v);
+  // Errors name the field as the config file spells it.
+  const bool distil = model_type == "distilbert";
+  auto name = [&](const char* bert, const char* distilbert) { return distil ? distilbert : bert; };
+  auto positive = [&](int64_t v, const char* field) {
+    DAN_CHECK(v > 0, "{}: field \"{}\" must be > 0, got {}", origin, field, v);
   };
   positive(vocab_size, "vocab_size");
-  positive(hidden_size, "hidden_size");
-  positive(num_hidden_layers, "num_hidden_layers");
-  positive(num_attention_heads, "num_attention_heads");
-  positive(intermediate_size, "intermediate_size");
+  positive(hidden_size, name("hidden_size", "dim"));
+  positive(num_hidden_layers, name("num_hidden_layers", "n_layers"));
+  positive(num_attention_heads, name("num_attention_heads", "n_heads"));
+  positive(intermediate_size, name("intermediate_size", "hidden_dim"));
   positive(max_position_embeddings, "max_position_embeddings");
   positive(type_vocab_size, "type_vocab_size");
-  DAN_CHECK(hidden_size % num_attention_heads == 0,
-            "{}: hidden_size ({}) is not a multiple of num_attention_heads ({})", origin,
-            hidden_size, num_attention_heads);
+  DAN_CHECK(hidden_size % num_attention_heads == 0, "{}: {} ({}) is not a multiple of {} ({})",
+            origin, name("hidden_size", "dim"), hidden_size,
+            name("num_attention_heads", "n_heads"), num_attention_heads);
   DAN_CHECK(hidden_dropout_prob >= 0 && hidden_dropout_prob < 1,
-            "{}: field \"hidden_dropout_prob\" must be in [0, 1), got {}", origin,
-            hidden_dropout_prob);
+            "{}: field \"{}\" must be in [0, 1), got {}", origin,
+            name("hidden_dropout_prob", "dropout"), hidden_dropout_prob);
   DAN_CHECK(attention_probs_dropout_prob >= 0 && attention_probs_dropout_prob < 1,
-            "{}: field \"attention_probs_dropout_prob\" must be in [0, 1), got {}", origin,
+            "{}: field \"{}\" must be in [0, 1), got {}", origin,
+            name("attention_probs_dropout_prob", "attention_dropout"),
             attention_probs_dropout_prob);
   DAN_CHECK(layer_norm_eps > 0, "{}: field \"layer_norm_eps\" must be > 0, got {}", origin,
             layer_norm_eps);
 }
 
+namespace {
+
+// DistilBERT is BERT without token types and without a pooler, under other names: its
+// config.json (HF's DistilBertConfig: dim, n_layers, n_heads, hidden_dim, activation, dropout,
+// attention_dropout; LayerNorm eps fixed at 1e-12) maps onto BertConfig with one token type
+// (the loader gives it a zero embedding, so every output is DistilBERT's).
+BertConfig distilbert_from_json(const json& j, const std::string& origin) {
+  BertConfig c;
+  c.model_type = "distilbert";
+  c.vocab_size = get_int(j, "vocab_size", c.vocab_size, origin);
+  c.hidden_size = get_int(j, "dim", 768, origin);
+  c.num_hidden_layers = get_int(j, "n_layers", 6, origin);
+  c.num_attention_heads = get_int(j, "n_heads", 12, origin);
+  c.intermediate_size = get_int(j, "hidden_dim", 3072, origin);
+  c.max_position_embeddings =
+      get_int(j, "max_position_embeddings", c.max_position_embeddings, origin);
+  c.type_vocab_size = 1;
+  c.pad_token_id = get_int(j, "pad_token_id", c.pad_token_id, origin);
+  c.hidden_dropout_prob = get_double(j, "dropout", 0.1, origin);
+  c.attention_probs_dropout_prob = get_double(j, "attention_dropout", 0.1, origin);
+  c.layer_norm_eps = 1e-12;
+  c.hidden_act_name = get_string(j, "activation", "gelu", origin);
+  DAN_CHECK(c.hidden_act_name == "gelu",
+            "{}: field \"activation\" is \"{}\"; supported for DistilBERT: \"gelu\"", origin,
+            c.hidden_act_name);
+  c.hidden_act = HiddenAct::gelu;
+  const auto sin = j.find("sinusoidal_pos_embds");
+  DAN_CHECK(sin == j.end() || sin->is_null() || (sin->is_boolean() && !sin->get<bool>()),
+            "{}: field \"sinusoidal_pos_embds\" is {}; only learned position embeddings "
+            "(false) are supported",
+            origin, sin == j.end() ? "" : sin->dump());
+  c.validate(origin);
+  return c;
+}
+
+}  // namespace
+
 BertConfig BertConfig::from_json(const json& j, const std::string& origin) {
   DAN_CHECK(j.is_object(), "{}: expected a JSON object, got {}", origin, j.type_name());
   BertConfig c;
   DAN_CHECK(j.contains("model_type"),
-            "{}: field \"model_type\" is missing (expected \"bert\"; is this a HF config.json?)",
+            "{}: field \"model_type\" is missing (expected \"bert\" or \"distilbert\"; is this a "
+            "HF config.json?)",
             origin);
   c.model_type = get_string(j, "model_type", "", origin);
+  if (c.model_type == "distilbert") return distilbert_from_json(j, origin);
   // RoBERTa, ELECTRA, ... share most names but not the position ids or the layout: refusing
   // them here beats loading weights into the wrong architecture.
   DAN_CHECK(c.model_type == "bert",
-            "{}: unsupported architecture model_type \"{}\" (this encoder implements \"bert\")",
+            "{}: unsupported architecture model_type \"{}\" (this encoder implements \"bert\" "
+            "and \"distilbert\")",
             origin, c.model_type);
   c.vocab_size = get_int(j, "vocab_size", c.vocab_size, origin);
   c.hidden_size = get_int(j, "hidden_size", c.hidden_size, origin);

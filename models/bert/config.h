@@ -15,7 +15,7 @@ enum class HiddenAct {
 
 // Field names and defaults are HF's BertConfig; fields config.json lacks keep these values.
 struct BertConfig {
-  std::string model_type = "bert";
+  std::string model_type = "bert";  // or "distilbert": the file's own names (see from_json)
   int64_t vocab_size = 30522;
   int64_t hidden_size = 768;
   int64_t num_hidden_layers = 12;
@@ -36,10 +36,13 @@ struct BertConfig {
   // divisible by num_attention_heads, a dropout outside [0, 1) or a non-positive eps.
   void validate(const std::string& origin = "BertConfig") const;
 
-  // From a parsed config.json object. model_type must be "bert" (RoBERTa-style and other
-  // architectures differ in position ids or layout and are rejected by name); hidden_act
-  // "gelu", "gelu_new" or "gelu_pytorch_tanh"; position_embedding_type "absolute" when given.
-  // `origin` (a file path) prefixes every error.
+  // From a parsed config.json object. model_type must be "bert" or "distilbert" (RoBERTa-style
+  // and other architectures differ in position ids or layout and are rejected by name);
+  // hidden_act "gelu", "gelu_new" or "gelu_pytorch_tanh"; position_embedding_type "absolute"
+  // when given. A DistilBERT config (dim, n_layers, n_heads, hidden_dim, activation "gelu",
+  // dropout, attention_dropout, learned positions) becomes the equivalent BERT: one token type,
+  // eps 1e-12, model_type "distilbert" (to_json writes it as BERT). `origin` (a file path)
+  // prefixes every error; errors name the fields as the file spells them.
   static BertConfig from_json(const nlohmann::json& j, const std::string& origin = "config.json");
   // Reads and parses `path` (a config.json file).
   static BertConfig from_json_file(const std::string& path);

@@ -22,18 +22,22 @@ namespace {
 
 constexpr double kInitStd = 0.02;  // HF's initializer_range
 
-// The head's keys in an HF file, and the older names some checkpoints use for them.
+// The head's keys in an HF file, the older names some checkpoints use for them, and the names
+// in DistilBertForMaskedLM files (the same head: dense, GELU, LayerNorm, tied decoder + bias).
 struct HeadKey {
   const char* name;
   const char* alias;  // nullptr: none
+  const char* distil;
 };
 constexpr HeadKey kHeadKeys[] = {
-    {"cls.predictions.transform.dense.weight", nullptr},
-    {"cls.predictions.transform.dense.bias", nullptr},
-    {"cls.predictions.transform.LayerNorm.weight", "cls.predictions.transform.LayerNorm.gamma"},
-    {"cls.predictions.transform.LayerNorm.bias", "cls.predictions.transform.LayerNorm.beta"},
+    {"cls.predictions.transform.dense.weight", nullptr, "vocab_transform.weight"},
+    {"cls.predictions.transform.dense.bias", nullptr, "vocab_transform.bias"},
+    {"cls.predictions.transform.LayerNorm.weight", "cls.predictions.transform.LayerNorm.gamma",
+     "vocab_layer_norm.weight"},
+    {"cls.predictions.transform.LayerNorm.bias", "cls.predictions.transform.LayerNorm.beta",
+     "vocab_layer_norm.bias"},
     // Files from before the decoder bias was tied hold it (also) under the decoder's name.
-    {"cls.predictions.bias", "cls.predictions.decoder.bias"},
+    {"cls.predictions.bias", "cls.predictions.decoder.bias", "vocab_projector.bias"},
 };
 
 std::vector<int64_t> as_i64(const Tensor& t) {
@@ -133,12 +137,15 @@ std::shared_ptr<BertForMaskedLM> BertForMaskedLM::from_pretrained(const std::str
   const int64_t h = model->config().hidden_size, vocab = model->config().vocab_size;
   std::map<std::string, Tensor> head;
   std::vector<std::string> missing, problems;
+  const bool distil = model->config().model_type == "distilbert";
+  const std::string decoder = distil ? "vocab_projector.weight" : "cls.predictions.decoder.weight";
   for (const HeadKey& k : kHeadKeys) {
-    const char* found = r.contains(k.name)                            ? k.name
+    const char* found = distil ? (r.contains(k.distil) ? k.distil : nullptr)
+                        : r.contains(k.name)                          ? k.name
                         : (k.alias != nullptr && r.contains(k.alias)) ? k.alias
                                                                       : nullptr;
     if (found == nullptr) {
-      missing.push_back(k.name);
+      missing.push_back(distil ? k.distil : k.name);
       continue;
     }
     head.emplace(std::string(k.name).substr(4), load_tensor(r, found));  // strip "cls."
@@ -151,11 +158,11 @@ std::shared_ptr<BertForMaskedLM> BertForMaskedLM::from_pretrained(const std::str
             "BertForMaskedLM::from_pretrained: {} has part of an MLM head but lacks [{}]", weights,
             fmt::join(missing, ", "));
   // The decoder weight is the word embedding; a file that stores it too must agree in shape.
-  if (r.contains("cls.predictions.decoder.weight")) {
-    const Shape s = r.info("cls.predictions.decoder.weight").shape;
+  if (r.contains(decoder)) {
+    const Shape s = r.info(decoder).shape;
     if (s != Shape{vocab, h}) {
-      problems.push_back(fmt::format("\"cls.predictions.decoder.weight\": checkpoint {}, model {}",
-                                     shape_str(s), shape_str(Shape{vocab, h})));
+      problems.push_back(fmt::format("\"{}\": checkpoint {}, model {}", decoder, shape_str(s),
+                                     shape_str(Shape{vocab, h})));
     }
   }
   Module* cls = model->cls_.get();
