@@ -21,9 +21,13 @@
 #include "layers/optim/adam.h"
 #include "models/bert/mlm.h"
 #include "models/bert/paths.h"
+#include "tests/models/bert_test_util.h"
 
 using namespace dan;
 using namespace dan::bert;
+using dan::testing::max_abs;
+using dan::testing::max_abs_diff;
+using dan::testing::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
@@ -43,48 +47,11 @@ Tensor key(const std::string& k) {
   return it->second;
 }
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(shape_str(a.shape()), shape_str(b.shape()));
-  const auto x = a.to_vector(), y = b.to_vector();
-  double w = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
-    w = std::max(w, std::isnan(x[i]) ? 1e30 : std::abs(x[i] - y[i]));
-  }
-  return w;
-}
-
-double max_abs(const Tensor& a) {
-  double w = 0;
-  for (double v : a.to_vector()) w = std::max(w, std::abs(v));
-  return w;
-}
-
 bool same_bits(const Tensor& a, const Tensor& b) {
   if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
   const Tensor x = a.contiguous(), y = b.contiguous();
   return std::memcmp(x.raw_data(), y.raw_data(), x.nbytes()) == 0;
 }
-
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::string name =
-        fmt::format("dan_mlm_{}_{}_{}", ::getpid(), info->test_suite_name(), info->name());
-    for (char& c : name) {
-      if (c == '/') c = '_';
-    }
-    path_ = fs::temp_directory_path() / name;
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string str() const { return path_.string(); }
-  fs::path path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 std::set<std::string> file_keys(const std::string& path) {
   std::set<std::string> s;
@@ -321,7 +288,7 @@ TEST(MlmMasking, Errors) {
 // ---- checkpoints ------------------------------------------------------------------------------
 
 TEST(MlmCheckpoint, SaveLoadRoundTripIsBitIdenticalWithHfKeys) {
-  TempDir tmp;
+  TempDir tmp("mlm");
   auto model = BertForMaskedLM::from_pretrained(kTinyMlm);
   const std::string out = tmp.str() + "/saved";
   model->save_pretrained(out, kTinyMlm);
@@ -384,7 +351,7 @@ TEST(MlmCheckpoint, EncoderOnlyDirectoryGetsAFreshHead) {
 }
 
 TEST(MlmCheckpoint, OlderHeadNamesAndErrors) {
-  TempDir tmp;
+  TempDir tmp("mlm");
   auto sd = load_safetensors(kTinyMlm + "/model.safetensors");
   // An older file: decoder weight stored, bias under the decoder's name, gamma/beta.
   {
@@ -489,7 +456,7 @@ TEST(MlmChunks, LongDocumentsSplitAtWordStartsWithoutLoss) {
 TEST(MlmMiniLm, SavedMlmDirectoryLoadsAsTheSameEncoder) {
   const std::string dir = minilm_dir();
   if (!fs::is_directory(dir)) GTEST_SKIP() << missing_weights_hint(dir);
-  TempDir tmp;
+  TempDir tmp("mlm");
   auto mlm = BertForMaskedLM::from_pretrained(dir);
   mlm->save_pretrained(tmp.str() + "/mlm", dir);
   for (const char* f :

@@ -16,9 +16,14 @@
 #include "autograd/ops.h"
 #include "core/serialize.h"
 #include "models/bert/bert.h"
+#include "tests/models/bert_test_util.h"
 
 using namespace dan;
 using namespace dan::bert;
+using dan::testing::expect_contains;
+using dan::testing::max_abs;
+using dan::testing::max_abs_diff;
+using dan::testing::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
@@ -38,44 +43,6 @@ Tensor key(const std::string& file, const std::string& k) {
   if (it == g.end()) fail("{} has no key '{}'", file, k);
   return it->second;
 }
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(shape_str(a.shape()), shape_str(b.shape()));
-  const auto x = a.to_vector(), y = b.to_vector();
-  double w = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
-    w = std::max(w, std::isnan(x[i]) ? 1e30 : std::abs(x[i] - y[i]));
-  }
-  return w;
-}
-
-double max_abs(const Tensor& a) {
-  double w = 0;
-  for (double v : a.to_vector()) w = std::max(w, std::abs(v));
-  return w;
-}
-
-// A scratch directory per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::string name =
-        fmt::format("dan_bert_{}_{}_{}", ::getpid(), info->test_suite_name(), info->name());
-    for (char& c : name) {
-      if (c == '/') c = '_';
-    }
-    path_ = fs::temp_directory_path() / name;
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string str() const { return path_.string(); }
-  fs::path path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 class BertTinyGold : public ::testing::TestWithParam<Kernels> {};
 
@@ -262,10 +229,6 @@ std::string load_error(const std::string& dir) {
     return e.what();
   }
   return "";
-}
-
-void expect_contains(const std::string& msg, const std::string& needle) {
-  EXPECT_NE(msg.find(needle), std::string::npos) << "error was: " << (msg.empty() ? "(none)" : msg);
 }
 
 TEST(BertCheckpoint, MissingDirectoryAndFiles) {
