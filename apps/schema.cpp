@@ -51,7 +51,8 @@ recsys::Schema train_schema() {
   s.add_int("features.word2vec.min_count", 5, "drop words rarer than this", pos);
   s.add_bool("features.word2vec.tfidf_weighted", false, "document vector: TF-IDF-weighted mean");
   s.add_string("features.bert.model_dir", "",
-               "bert: HF model directory ('' = all-MiniLM-L6-v2 from scripts/fetch_minilm.sh)");
+               "bert: HF BERT or DistilBERT model directory ('' = all-MiniLM-L6-v2 from "
+               "scripts/fetch_minilm.sh)");
   s.add_int("features.bert.max_length", 256, "bert: tokens per anime text incl. [CLS]/[SEP]", {2, std::nullopt});
   s.add_int("features.bert.batch_size", 32, "bert: texts per encoder batch", pos);
   s.add_enum("features.bert.pooling", "mean", {"mean", "cls"}, "bert: mean over tokens or the [CLS] state");
