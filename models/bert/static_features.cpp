@@ -7,6 +7,7 @@
 #include <fstream>
 #include <numeric>
 #include <sstream>
+#include <vector>
 
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
@@ -47,8 +48,24 @@ std::string model_fingerprint(const std::string& dir) {
   const std::string config = slurp(d / "config.json"), vocab = slurp(d / "vocab.txt");
   const fs::path weights = d / "model.safetensors";
   DAN_CHECK(fs::exists(weights), "bert: {} has no model.safetensors", dir);
-  return fmt::format("config={}:{:016x};vocab={}:{:016x};weights={}", config.size(), recsys::fnv1a64(config),
-                     vocab.size(), recsys::fnv1a64(vocab), fs::file_size(weights));
+  // The weights' bytes too, not just their size: two checkpoints of one architecture (say MLM
+  // pre-training for 100 and for 200 steps, written to the same directory) have equal sizes.
+  // FNV-1a over the file in 1 MiB reads: about 0.1 s for MiniLM's 91 MB.
+  std::ifstream f(weights, std::ios::binary);
+  DAN_CHECK(f.good(), "bert: cannot read {}", weights.string());
+  uint64_t h = 0xcbf29ce484222325ull;
+  std::vector<char> buf(1 << 20);
+  while (f) {
+    f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const std::streamsize got = f.gcount();
+    for (std::streamsize i = 0; i < got; ++i) {
+      h ^= static_cast<unsigned char>(buf[static_cast<size_t>(i)]);
+      h *= 0x100000001b3ull;
+    }
+  }
+  return fmt::format("config={}:{:016x};vocab={}:{:016x};weights={}:{:016x}", config.size(),
+                     recsys::fnv1a64(config), vocab.size(), recsys::fnv1a64(vocab),
+                     fs::file_size(weights), h);
 }
 
 std::string StaticConfig::key() const {

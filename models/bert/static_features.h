@@ -28,8 +28,8 @@ struct StaticConfig {
 
 // The directory the config names, resolved; errors with the fetch hint when it is missing.
 std::string resolve_model_dir(const StaticConfig& cfg);
-// Identity of a model directory for cache keys: sizes and FNV hashes of config.json and vocab.txt
-// plus the size of model.safetensors.
+// Identity of a model directory for cache keys: sizes and FNV-1a hashes of config.json,
+// vocab.txt and model.safetensors (all of its bytes).
 std::string model_fingerprint(const std::string& dir);
 
 // [texts, hidden] f32 on the CPU. Texts are encoded in batches of similar length (sorted by

@@ -121,3 +121,27 @@ TEST(BertStatic, MissingModelNamesTheFetchCommand) {
   }
   EXPECT_THROW(bert::parse_pooling("max"), Error);
 }
+
+// The cache key covers the weights' bytes: a checkpoint of the same size with one value changed
+// (MLM pre-training written twice into one directory, say) is another model.
+TEST(BertStatic, FingerprintSeesTheWeightsBytes) {
+  const std::string src = tiny_model_dir();
+  const fs::path dir = fs::path(src).parent_path() / (fs::path(src).filename().string() + "_edited");
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const char* f : {"config.json", "vocab.txt", "model.safetensors"})
+    fs::copy_file(fs::path(src) / f, dir / f);
+  const std::string before = bert::model_fingerprint(dir.string());
+  EXPECT_EQ(before, bert::model_fingerprint(src)) << "same files, same identity";
+  {
+    // Flip one byte of the last tensor's data (the file's final byte), keeping the size.
+    std::fstream w(dir / "model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    w.seekg(-1, std::ios::end);
+    const char c = static_cast<char>(w.get());
+    w.seekp(-1, std::ios::end);
+    w.put(static_cast<char>(c ^ 0x01));
+  }
+  EXPECT_EQ(fs::file_size(dir / "model.safetensors"), fs::file_size(fs::path(src) / "model.safetensors"));
+  EXPECT_NE(bert::model_fingerprint(dir.string()), before);
+  fs::remove_all(dir);
+}
