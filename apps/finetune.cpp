@@ -110,6 +110,10 @@ std::shared_ptr<TextInputs> build_text_inputs(const recsys::Config& cfg, const P
   tc.batch_size = fc.bert.batch_size;
   tc.pooling = fc.bert.pooling;
   tc.normalize = fc.bert.normalize;
+  if (cfg.get_bool("features.bert.prefix_cache")) {
+    tc.cache_dir = cfg.get_string("features.cache_dir");
+    tc.model_key = bert::model_fingerprint(dir);
+  }
   fmt::print("bert: fine-tuning the last {} of {} layers of {}; caching the frozen part for {} texts\n", k,
              model->layers.size(), dir, docs.size());
   int64_t last = 0;
@@ -122,6 +126,12 @@ std::shared_ptr<TextInputs> build_text_inputs(const recsys::Config& cfg, const P
           last = done;
         }
       });
+  if (in->encoder->loaded_from_file()) {
+    fmt::print("bert: frozen part read from {}\n", in->encoder->cache_file());
+  } else if (!in->encoder->cache_file().empty()) {
+    fmt::print("bert: frozen part saved to {} ({:.2f} GB)\n", in->encoder->cache_file(),
+               static_cast<double>(in->encoder->cached_tokens() * in->encoder->hidden()) * 4e-9);
+  }
   const int64_t h = in->encoder->hidden();
   DAN_CHECK(p.features.x.size(1) >= h, "bert: the static features have {} columns, fewer than the encoder's {}",
             p.features.x.size(1), h);

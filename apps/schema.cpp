@@ -61,6 +61,9 @@ recsys::Schema train_schema() {
             "bert: train the last K encoder layers inside DropoutNet (0 = static features)", nonneg);
   s.add_bool("features.bert.user_grad", true,
              "bert fine-tuning: phi^U encoded with gradient at every step (false: from the content at epoch start)");
+  s.add_bool("features.bert.prefix_cache", true,
+             "bert fine-tuning: keep the frozen layers' outputs in features.cache_dir (GBs: real tokens "
+             "x hidden floats) so later runs of the same model and texts skip computing them");
   s.add_double("features.bert.lr", 1e-4, "bert fine-tuning: learning rate of the BERT layers", nonneg);
   s.add_double("features.bert.weight_decay", 0.0, "bert fine-tuning: weight decay of the BERT layers", nonneg);
   s.add_enum("features.bert.schedule", "constant", {"constant", "exponential", "linear"},

@@ -1,11 +1,17 @@
 #include "models/bert/text_encoder.h"
 
+#include <fmt/core.h>
+
 #include <algorithm>
+#include <cstring>
+#include <filesystem>
 #include <numeric>
 
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "core/error.h"
+#include "core/safetensors.h"
+#include "recsys/config.h"
 
 namespace dan::bert {
 
@@ -18,6 +24,24 @@ Tensor length_mask(const std::vector<int32_t>& lengths, int64_t t) {
   for (int64_t i = 0; i < n; ++i)
     std::fill_n(m.begin() + i * t, lengths[static_cast<size_t>(i)], 1);
   return from_vector(m, {n, t});
+}
+
+// FNV-1a 64 over every text's length and token ids.
+uint64_t ids_hash(const std::vector<Encoding>& texts) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  auto mix = [&](const void* p, size_t n) {
+    const auto* b = static_cast<const unsigned char*>(p);
+    for (size_t i = 0; i < n; ++i) {
+      h ^= b[i];
+      h *= 0x100000001b3ull;
+    }
+  };
+  for (const Encoding& e : texts) {
+    const int64_t n = e.size();
+    mix(&n, sizeof(n));
+    mix(e.ids.data(), e.ids.size() * sizeof(int32_t));
+  }
+  return h;
 }
 
 }  // namespace
@@ -53,6 +77,19 @@ TextEncoder::TextEncoder(std::shared_ptr<BertModel> model, const std::vector<Enc
     total_tokens_ += e.size();
   }
   cache_.assign(static_cast<size_t>(total_tokens_ * hidden_), 0.0f);
+  std::string key;
+  if (!cfg.cache_dir.empty()) {
+    key = fmt::format("bert-prefix-v1;{};frozen_layers={};texts={};ids={:016x}", cfg.model_key,
+                      first_trainable_, n, ids_hash(texts));
+    cache_file_ = (std::filesystem::path(cfg.cache_dir) /
+                   fmt::format("bert-prefix-{:016x}.safetensors", recsys::fnv1a64(key)))
+                      .string();
+    if (load_cache(key)) {
+      loaded_from_file_ = true;
+      if (on_batch) on_batch(n, n);
+      return;
+    }
+  }
 
   // The frozen prefix, longest texts first (little padding per batch).
   std::vector<int64_t> order(static_cast<size_t>(n));
@@ -90,6 +127,33 @@ TextEncoder::TextEncoder(std::shared_ptr<BertModel> model, const std::vector<Enc
     if (on_batch) on_batch(e, n);
   }
   model_->train(was);
+  if (!cache_file_.empty()) save_cache(key);
+}
+
+bool TextEncoder::load_cache(const std::string& key) {
+  if (!std::filesystem::exists(cache_file_)) return false;
+  try {
+    const st::Reader r = st::Reader::open(cache_file_);
+    const auto it = r.metadata().find("key");
+    if (it == r.metadata().end() || it->second != key || !r.contains("prefix")) return false;
+    const st::TensorInfo& t = r.info("prefix");
+    if (t.dtype != "F32" || t.shape != std::vector<int64_t>{total_tokens_, hidden_}) return false;
+    std::memcpy(cache_.data(), r.data(t), t.nbytes());
+    return true;
+  } catch (const Error& e) {
+    fmt::print(stderr, "bert: ignoring the unreadable prefix cache {} ({}); recomputing\n",
+               cache_file_, e.what());
+    return false;
+  }
+}
+
+void TextEncoder::save_cache(const std::string& key) const {
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(cache_file_).parent_path(), ec);
+  DAN_CHECK(!ec, "bert: cannot create the cache directory of {}: {}", cache_file_, ec.message());
+  st::write(cache_file_,
+            {{"prefix", "F32", {total_tokens_, hidden_}, cache_.data(), cache_.size() * sizeof(float)}},
+            {{"key", key}});
 }
 
 Tensor TextEncoder::run_trainable(const std::vector<int32_t>& idx) {

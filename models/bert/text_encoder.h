@@ -9,7 +9,8 @@
 // and K = 1 a step costs a sixth of a full forward+backward.
 //
 // Memory: the cache holds (real tokens) x hidden floats, e.g. 15,878 anime x <= 128 tokens x
-// 384 floats <= 3.1 GB; max_length bounds it.
+// 384 floats <= 3.1 GB; max_length bounds it. With cache_dir set, the same bytes go to disk
+// once, and later runs of the same model and texts read them back instead of recomputing.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +29,13 @@ struct TextEncoderConfig {
   int64_t batch_size = 32;       // texts per no-grad batch (cache building, encode_all)
   Pooling pooling = Pooling::mean;
   bool normalize = true;         // L2-normalize each pooled vector (differentiably)
+  // Optional disk copy of the frozen-prefix cache: with cache_dir set, the cache is stored as
+  // cache_dir/bert-prefix-<16 hex>.safetensors and later encoders with the same key load it
+  // instead of running the frozen layers. The key is model_key (the caller's identity of the
+  // weights, e.g. model_fingerprint(dir)) plus the frozen layer count and a hash of every
+  // token id; a file with another key, or one that cannot be read, is recomputed and rewritten.
+  std::string cache_dir;
+  std::string model_key;
 };
 
 // Children: the trainable layers under their encoder index, "layer.<i>.<HF names>" (i from L-K
@@ -54,11 +62,16 @@ class TextEncoder : public Module {
   int64_t num_texts() const { return static_cast<int64_t>(length_.size()); }
   int64_t hidden() const { return hidden_; }
   int64_t cached_tokens() const { return total_tokens_; }
+  // The disk copy (cache_dir set): its path, and whether this encoder loaded it.
+  const std::string& cache_file() const { return cache_file_; }
+  bool loaded_from_file() const { return loaded_from_file_; }
   const TextEncoderConfig& config() const { return cfg_; }
   BertModel& model() { return *model_; }
 
  private:
   Tensor run_trainable(const std::vector<int32_t>& idx);
+  bool load_cache(const std::string& key);
+  void save_cache(const std::string& key) const;
 
   std::shared_ptr<BertModel> model_;
   TextEncoderConfig cfg_;
@@ -66,6 +79,8 @@ class TextEncoder : public Module {
   std::vector<int64_t> offset_;  // first cached row of each text
   std::vector<int32_t> length_;  // real tokens of each text
   std::vector<float> cache_;     // [total_tokens, hidden]: hidden states entering layer L - K
+  std::string cache_file_;
+  bool loaded_from_file_ = false;
 };
 
 }  // namespace dan::bert

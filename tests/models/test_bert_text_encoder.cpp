@@ -1,9 +1,14 @@
 // The fine-tuning encoder (models/bert/text_encoder): running only the trainable layers on the
 // cached frozen prefix gives what the whole model gives (vectors and gradients), for any split
-// point K, in any batch order.
+// point K, in any batch order; the cache's disk copy is reused only for the same model, split
+// and token ids, and an unreadable one is recomputed.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
 
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
@@ -116,4 +121,51 @@ TEST(BertTextEncoder, RejectsBadInput) {
   bert::TextEncoder enc(model, tok.encode_each(texts(), 8), tc);
   EXPECT_THROW(enc.encode({7}), Error);
   EXPECT_THROW(enc.encode({}), Error);
+}
+
+// The frozen-prefix cache on disk: written once, read back bit for bit by the next encoder of
+// the same key; another split point, model key or text is another file; a damaged file is
+// recomputed (no error) and rewritten.
+TEST(BertTextEncoder, DiskCacheIsReusedOnlyForTheSameKey) {
+  namespace fs = std::filesystem;
+  const std::string dir = dan::testing::tiny_bert_dir("te");
+  const auto tok = bert::WordPieceTokenizer::from_dir(dir);
+  const fs::path cache = fs::temp_directory_path() / ("dan_prefix_cache_" + std::to_string(::getpid()));
+  fs::remove_all(cache);
+  auto make = [&](int64_t k, const std::string& model_key, const std::vector<std::string>& t) {
+    bert::TextEncoderConfig tc;
+    tc.trainable_layers = k;
+    tc.batch_size = 3;
+    tc.cache_dir = cache.string();
+    tc.model_key = model_key;
+    return std::make_unique<bert::TextEncoder>(bert::BertModel::from_pretrained(dir), tok.encode_each(t, 12),
+                                               tc);
+  };
+  auto bits = [](const Tensor& t) { return t.contiguous().to_vector_as<float>(); };
+  auto first = make(1, "m1", texts());
+  EXPECT_FALSE(first->loaded_from_file());
+  ASSERT_TRUE(fs::exists(first->cache_file())) << first->cache_file();
+  const auto want = bits(first->encode_all());
+
+  auto again = make(1, "m1", texts());
+  EXPECT_TRUE(again->loaded_from_file());
+  EXPECT_EQ(again->cache_file(), first->cache_file());
+  const auto got = bits(again->encode_all());
+  ASSERT_EQ(got.size(), want.size());
+  EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0);
+
+  EXPECT_FALSE(make(2, "m1", texts())->loaded_from_file()) << "another split point";
+  EXPECT_FALSE(make(1, "m2", texts())->loaded_from_file()) << "another model";
+  std::vector<std::string> other = texts();
+  other.back() += " robot";
+  EXPECT_FALSE(make(1, "m1", other)->loaded_from_file()) << "another text";
+
+  // A truncated file: recomputed without an error, rewritten whole.
+  const auto size = fs::file_size(first->cache_file());
+  fs::resize_file(first->cache_file(), size / 2);
+  auto damaged = make(1, "m1", texts());
+  EXPECT_FALSE(damaged->loaded_from_file());
+  EXPECT_EQ(fs::file_size(first->cache_file()), size);
+  EXPECT_TRUE(make(1, "m1", texts())->loaded_from_file());
+  fs::remove_all(cache);
 }
