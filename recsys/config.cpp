@@ -26,14 +26,15 @@ const char* config_type_name(ConfigType t) {
   return "?";
 }
 
-uint64_t fnv1a64(const std::string& bytes) {
-  uint64_t h = 14695981039346656037ull;
+uint64_t fnv1a64_continue(std::string_view bytes, uint64_t h) {
   for (unsigned char c : bytes) {
     h ^= c;
     h *= 1099511628211ull;
   }
   return h;
 }
+
+uint64_t fnv1a64(const std::string& bytes) { return fnv1a64_continue(bytes, 14695981039346656037ull); }
 
 size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);

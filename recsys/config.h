@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -181,6 +182,9 @@ Config load_config_string(const Schema& schema, const std::string& yaml_text,
 
 // FNV-1a 64 of a byte string (the hash of Config::hash), exposed for other cache keys.
 uint64_t fnv1a64(const std::string& bytes);
+// FNV-1a 64 continued over more bytes from the hash h of what came before (h = fnv1a64("")
+// to start), for inputs hashed in pieces: fnv1a64(a + b) == fnv1a64_continue(b, fnv1a64(a)).
+uint64_t fnv1a64_continue(std::string_view bytes, uint64_t h);
 
 // Levenshtein distance (used for the suggestions; exposed for the runner's own).
 size_t edit_distance(const std::string& a, const std::string& b);

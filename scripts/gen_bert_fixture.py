@@ -75,6 +75,18 @@ def randomize(model, gen):
                 p.copy_(torch.randn(p.shape, generator=gen) / np.sqrt(p.shape[1]))
 
 
+def padded_batch(gen, lengths=(11, 7, 3), vocab=100):
+    """Random ids [len(lengths), max(lengths)] from 1..vocab-1, [PAD] = 0 after each length,
+    and the matching 0/1 attention mask (both int64)."""
+    B, T = len(lengths), max(lengths)
+    ids = torch.randint(1, vocab, (B, T), generator=gen)
+    mask = torch.zeros(B, T, dtype=torch.long)
+    for b, n in enumerate(lengths):
+        mask[b, :n] = 1
+        ids[b, n:] = 0  # [PAD]
+    return ids, mask
+
+
 def tiny(out_dir, name, hidden_act, layers, with_grads):
     from transformers import BertConfig, BertModel
 
@@ -88,13 +100,8 @@ def tiny(out_dir, name, hidden_act, layers, with_grads):
     model.eval()
     model.save_pretrained(os.path.join(out_dir, name), safe_serialization=True)
 
-    B, T = 3, 11
-    lengths = [11, 7, 3]
-    ids = torch.randint(1, 100, (B, T), generator=gen)
-    mask = torch.zeros(B, T, dtype=torch.long)
-    for b, n in enumerate(lengths):
-        mask[b, :n] = 1
-        ids[b, n:] = 0  # [PAD]
+    ids, mask = padded_batch(gen)
+    B, T = ids.shape
     types = torch.zeros(B, T, dtype=torch.long)
     types[0, 6:] = 1
     types[1, 4:7] = 1

@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st_io  # noqa: E402
-from gen_bert_fixture import mean_pool, np_, randomize  # noqa: E402
+from gen_bert_fixture import mean_pool, np_, padded_batch, randomize  # noqa: E402
 
 torch.set_num_threads(1)
 torch.use_deterministic_algorithms(True)
@@ -59,13 +59,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     model.save_pretrained(os.path.join(args.out, "tiny_distil"), safe_serialization=True)
 
-    B, T = 3, 11
-    lengths = [11, 7, 3]
-    ids = torch.randint(1, 100, (B, T), generator=gen)
-    mask = torch.zeros(B, T, dtype=torch.long)
-    for b, n in enumerate(lengths):
-        mask[b, :n] = 1
-        ids[b, n:] = 0  # [PAD]
+    ids, mask = padded_batch(gen)
     h = model.distilbert(input_ids=ids, attention_mask=mask).last_hidden_state
     with torch.no_grad():
         logits = model(input_ids=ids, attention_mask=mask).logits

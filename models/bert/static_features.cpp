@@ -53,15 +53,11 @@ std::string model_fingerprint(const std::string& dir) {
   // FNV-1a over the file in 1 MiB reads: about 0.1 s for MiniLM's 91 MB.
   std::ifstream f(weights, std::ios::binary);
   DAN_CHECK(f.good(), "bert: cannot read {}", weights.string());
-  uint64_t h = 0xcbf29ce484222325ull;
+  uint64_t h = recsys::fnv1a64("");
   std::vector<char> buf(1 << 20);
   while (f) {
     f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    const std::streamsize got = f.gcount();
-    for (std::streamsize i = 0; i < got; ++i) {
-      h ^= static_cast<unsigned char>(buf[static_cast<size_t>(i)]);
-      h *= 0x100000001b3ull;
-    }
+    h = recsys::fnv1a64_continue(std::string_view(buf.data(), static_cast<size_t>(f.gcount())), h);
   }
   return fmt::format("config={}:{:016x};vocab={}:{:016x};weights={}:{:016x}", config.size(),
                      recsys::fnv1a64(config), vocab.size(), recsys::fnv1a64(vocab),

@@ -28,13 +28,9 @@ Tensor length_mask(const std::vector<int32_t>& lengths, int64_t t) {
 
 // FNV-1a 64 over every text's length and token ids.
 uint64_t ids_hash(const std::vector<Encoding>& texts) {
-  uint64_t h = 0xcbf29ce484222325ull;
+  uint64_t h = recsys::fnv1a64("");
   auto mix = [&](const void* p, size_t n) {
-    const auto* b = static_cast<const unsigned char*>(p);
-    for (size_t i = 0; i < n; ++i) {
-      h ^= b[i];
-      h *= 0x100000001b3ull;
-    }
+    h = recsys::fnv1a64_continue(std::string_view(static_cast<const char*>(p), n), h);
   };
   for (const Encoding& e : texts) {
     const int64_t n = e.size();

@@ -13,9 +13,11 @@
 #include "core/serialize.h"
 #include "models/bert/bert.h"
 #include "models/bert/paths.h"
+#include "tests/models/bert_test_util.h"
 
 using namespace dan;
 using namespace dan::bert;
+using dan::testing::max_abs_diff;
 
 namespace {
 
@@ -29,16 +31,6 @@ Tensor key(const std::string& k) {
   const auto it = gold().find(k);
   if (it == gold().end()) fail("minilm_gold.safetensors has no key '{}'", k);
   return it->second;
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(shape_str(a.shape()), shape_str(b.shape()));
-  const auto x = a.to_vector(), y = b.to_vector();
-  double w = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
-    w = std::max(w, std::isnan(x[i]) ? 1e30 : std::abs(x[i] - y[i]));
-  }
-  return w;
 }
 
 std::shared_ptr<BertModel> load_minilm() {
